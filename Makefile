@@ -1,0 +1,44 @@
+# dg developer tasks. `make test` is what CI runs (.ci/run).
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+MANIFEST ?= manifests/local.yaml
+# Packages whose code runs goroutines concurrently get the race detector.
+RACE_PKGS ?= ./pkg/store/... ./pkg/projection/... ./pkg/server/... ./pkg/workflow/...
+FUZZTIME ?= 10s
+
+.PHONY: build test test-go fuzz-short lint bench up deps clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dg ./cmd/dg
+
+deps:
+	@scripts/ensure-deps.sh
+
+# Runs dg on its embedded default: a managed PostgreSQL in .dg/ and the API on :4100.
+up: deps build
+	./dg up -f $(MANIFEST)
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+test: deps lint test-go fuzz-short
+
+test-go:
+	$(GO) test -count=1 ./...
+	@pkgs=$$($(GO) list $(RACE_PKGS) 2>/dev/null); \
+	  if [ -n "$$pkgs" ]; then $(GO) test -race -count=1 $$pkgs; fi
+
+# A short run of every fuzz target; longer runs belong to `make reliability`.
+fuzz-short:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf dg dist

@@ -1,0 +1,8 @@
+// Command dg runs and operates a DecisionGraph node.
+package main
+
+import "os"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
