@@ -1,0 +1,122 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// requestID returns the id assigned to the request by withRequestID.
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// maxRequestIDLen bounds a client-supplied x-request-id; longer or unsafe
+// ids are replaced rather than echoed (header injection, log flooding).
+const maxRequestIDLen = 200
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// withRequestID takes the caller's x-request-id when it is usable (a blank
+// one gets a generated id), echoes it in the response and stores it in the
+// request context.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimSpace(r.Header.Get("x-request-id"))
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("x-request-id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+// statusRecorder remembers the status code for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (sr *statusRecorder) WriteHeader(code int) {
+	if !sr.wrote {
+		sr.status, sr.wrote = code, true
+	}
+	sr.ResponseWriter.WriteHeader(code)
+}
+
+func (sr *statusRecorder) Write(b []byte) (int, error) {
+	if !sr.wrote {
+		sr.status, sr.wrote = http.StatusOK, true
+	}
+	return sr.ResponseWriter.Write(b)
+}
+
+// Flush lets streaming handlers (server-sent events) flush through the recorder.
+func (sr *statusRecorder) Flush() {
+	if f, ok := sr.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// withRecoverAndLog turns a panic into a 500 error envelope, logged with the
+// request id, and writes one structured access-log line per request.
+func (s *Server) withRecoverAndLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(r.Context(), "panic serving request",
+					"request_id", requestID(r.Context()), "panic", p, "stack", string(debug.Stack()))
+				if !rec.wrote {
+					s.writeError(rec, r, http.StatusInternalServerError, "internal_error", "internal server error", nil)
+				}
+			}
+			s.log.InfoContext(r.Context(), "request",
+				"request_id", requestID(r.Context()), "method", r.Method, "path", r.URL.EscapedPath(),
+				"status", rec.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// withDeadline bounds every request's context by RequestTimeout, so database
+// work started for a request cannot outlive it. (http.TimeoutHandler would
+// also buffer responses, which breaks streaming.)
+func (s *Server) withDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
