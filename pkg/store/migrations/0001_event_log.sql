@@ -1,0 +1,91 @@
+-- 0001_event_log: the append-only event log, its hash-chain heads and the
+-- guards that keep it append-only.
+--
+-- log_seq is assigned by dg's single appender inside the committing
+-- transaction (under an advisory lock), never by a sequence, so a reader
+-- that has seen log_seq N has seen every event below N.
+--
+-- payload and tags are stored as json (not jsonb): the stored text is the
+-- canonical JSON that payload_hash covers, so it round-trips exactly
+-- (40-digit integers, unicode, and "\u0000" escapes that jsonb rejects).
+
+CREATE TABLE dg_event_log (
+    log_seq            BIGINT      PRIMARY KEY CHECK (log_seq >= 1),
+    tenant_id          TEXT        NOT NULL,
+    event_id           TEXT        NOT NULL,
+    trace_id           TEXT        NOT NULL,
+    trace_seq          BIGINT      NOT NULL CHECK (trace_seq >= 0),
+    event_type         TEXT        NOT NULL,
+    occurred_at        TEXT        NOT NULL,
+    recorded_at        TIMESTAMPTZ NOT NULL,
+    producer_id        TEXT        NOT NULL,
+    source_system      TEXT        NOT NULL,
+    source_subsystem   TEXT,
+    actor_type         TEXT        NOT NULL,
+    actor_id           TEXT        NOT NULL,
+    correlation_id     TEXT,
+    causation_event_id TEXT,
+    idempotency_key    TEXT        NOT NULL,
+    schema_version     BIGINT      NOT NULL,
+    tags               JSON        NOT NULL DEFAULT '[]',
+    payload            JSON        NOT NULL,
+    payload_hash       TEXT        NOT NULL,
+    event_hash         TEXT        NOT NULL,
+    chain_hash         TEXT        NOT NULL
+);
+
+CREATE UNIQUE INDEX dg_event_log_event_id ON dg_event_log (tenant_id, event_id);
+CREATE UNIQUE INDEX dg_event_log_trace_seq ON dg_event_log (tenant_id, trace_id, trace_seq);
+CREATE UNIQUE INDEX dg_event_log_idempotency ON dg_event_log (tenant_id, producer_id, idempotency_key);
+CREATE INDEX dg_event_log_tenant_log_seq ON dg_event_log (tenant_id, log_seq);
+CREATE INDEX dg_event_log_event_type ON dg_event_log (tenant_id, event_type, log_seq);
+CREATE INDEX dg_event_log_correlation ON dg_event_log (tenant_id, correlation_id) WHERE correlation_id IS NOT NULL;
+CREATE UNIQUE INDEX dg_event_log_finished ON dg_event_log (tenant_id, trace_id) WHERE event_type = 'TraceFinished';
+
+-- One row per tenant: the last event of the tenant's hash chain. Updated by
+-- the appender in the same transaction as the events.
+CREATE TABLE dg_chain_heads (
+    tenant_id  TEXT   PRIMARY KEY,
+    log_seq    BIGINT NOT NULL,
+    chain_hash TEXT   NOT NULL,
+    event_count BIGINT NOT NULL
+);
+
+-- Append-only guard: no UPDATE, DELETE or TRUNCATE on the log, whoever the
+-- session is. Repairs need an explicit ALTER TABLE ... DISABLE TRIGGER,
+-- which `dg events verify` would then expose through the hash chain.
+CREATE FUNCTION dg_event_log_reject_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'dg_event_log is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE TRIGGER dg_event_log_append_only
+    BEFORE UPDATE OR DELETE ON dg_event_log
+    FOR EACH ROW EXECUTE FUNCTION dg_event_log_reject_change();
+
+CREATE TRIGGER dg_event_log_no_truncate
+    BEFORE TRUNCATE ON dg_event_log
+    FOR EACH STATEMENT EXECUTE FUNCTION dg_event_log_reject_change();
+
+-- Finished lock at the storage level (events spec §10.3): nothing but a
+-- TraceFinished may follow a TraceFinished (a second one is stopped by the
+-- unique index dg_event_log_finished).
+CREATE FUNCTION dg_block_events_after_finish() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.event_type <> 'TraceFinished' AND EXISTS (
+        SELECT 1 FROM dg_event_log
+        WHERE tenant_id = NEW.tenant_id AND trace_id = NEW.trace_id
+          AND event_type = 'TraceFinished') THEN
+        RAISE EXCEPTION 'trace_finished' USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER dg_block_events_after_finish
+    BEFORE INSERT ON dg_event_log
+    FOR EACH ROW EXECUTE FUNCTION dg_block_events_after_finish();
