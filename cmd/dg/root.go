@@ -153,7 +153,9 @@ projections, digests and review workflows are derived from it.`,
 // group in cmd/dg). Keeping the list here, rather than registering from
 // init functions, keeps the cobra tree the only mutable state.
 // Helpers: add your group's constructor to this list (one line each).
-var commandGroups = []func(*app) []*cobra.Command{}
+var commandGroups = []func(*app) []*cobra.Command{
+	newDocsCmds,
+}
 
 func parseLogLevel(s string) (slog.Level, error) {
 	var l slog.Level
