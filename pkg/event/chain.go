@@ -1,0 +1,139 @@
+package event
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// EventHash is dg's per-event hash for the hash chain (design §2):
+//
+//	"sha256:" + lower-case hex( SHA-256( CanonicalJSON(h) ) )
+//
+// where CanonicalJSON is the payload dialect of events spec §8 (sorted keys,
+// no whitespace, raw UTF-8) and h is the object with exactly these members:
+//
+//	tenant_id          string
+//	event_id           string
+//	trace_id           string
+//	trace_seq          integer
+//	log_seq            integer
+//	event_type         string
+//	occurred_at        string, verbatim as submitted
+//	source             {"producer_id": string, "system": string, "subsystem": string|null}
+//	actor              {"actor_id": string, "actor_type": string}
+//	correlation_id     string|null
+//	causation_event_id string|null
+//	idempotency_key    string
+//	schema_version     integer
+//	tags               array of strings ([] when empty)
+//	payload_hash       string, the stored "sha256:..." value
+//
+// recorded_at, the payload itself (covered by payload_hash), event_hash and
+// chain_hash are not inputs. For example a TraceStarted of tenant "t1" hashes
+// the bytes
+//
+//	{"actor":{"actor_id":"a1","actor_type":"agent"},"causation_event_id":null,"correlation_id":null,"event_id":"e1","event_type":"TraceStarted","idempotency_key":"k1","log_seq":1,"occurred_at":"2025-12-31T10:00:00Z","payload_hash":"sha256:…","schema_version":1,"source":{"producer_id":"p","subsystem":null,"system":"s"},"tags":[],"tenant_id":"t1","trace_id":"tr1","trace_seq":0}
+//
+// EventHash trusts e.PayloadHash: a verifier must also check that
+// PayloadHash(e.Payload) equals it (VerifyStored does both).
+func EventHash(e *StoredEvent) (string, error) {
+	if e == nil {
+		return "", newError(CodeInvalidArgument, "", "no event to hash")
+	}
+	b, err := appendCanonicalDoc(make([]byte, 0, 512), eventHashInput(e))
+	if err != nil {
+		return "", fmt.Errorf("hash event %s: %w", e.EventID, err)
+	}
+	return sha256Hex(b), nil
+}
+
+func eventHashInput(e *StoredEvent) map[string]any {
+	tags := make([]any, len(e.Tags))
+	for i, t := range e.Tags {
+		tags[i] = t
+	}
+	return map[string]any{
+		"tenant_id":   e.TenantID,
+		"event_id":    e.EventID,
+		"trace_id":    e.TraceID,
+		"trace_seq":   json.Number(strconv.FormatInt(e.TraceSeq, 10)),
+		"log_seq":     json.Number(strconv.FormatInt(e.LogSeq, 10)),
+		"event_type":  e.EventType,
+		"occurred_at": e.OccurredAt,
+		"source": map[string]any{
+			"producer_id": e.Source.ProducerID,
+			"system":      e.Source.System,
+			"subsystem":   optString(e.Source.Subsystem),
+		},
+		"actor": map[string]any{
+			"actor_id":   e.Actor.ActorID,
+			"actor_type": e.Actor.ActorType,
+		},
+		"correlation_id":     optString(e.CorrelationID),
+		"causation_event_id": optString(e.CausationEventID),
+		"idempotency_key":    e.IdempotencyKey,
+		"schema_version":     json.Number(strconv.FormatInt(e.SchemaVersion, 10)),
+		"tags":               tags,
+		"payload_hash":       e.PayloadHash,
+	}
+}
+
+func optString(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// ChainGenesis is the chain value before a tenant's first event:
+//
+//	"sha256:" + lower-case hex( SHA-256( "dg-chain-v1:" + tenantID ) )
+//
+// with tenantID's UTF-8 bytes appended to the ASCII prefix as they are.
+func ChainGenesis(tenantID string) string {
+	return sha256Hex([]byte("dg-chain-v1:" + tenantID))
+}
+
+// NextChainHash links one event into a tenant's chain, in log_seq order:
+//
+//	"sha256:" + lower-case hex( SHA-256( prev + ":" + eventHash ) )
+//
+// where prev is the previous event's chain_hash (ChainGenesis for the first)
+// and eventHash is EventHash of this event, both as their full
+// "sha256:<hex>" strings.
+func NextChainHash(prev, eventHash string) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	h.Write([]byte{':'})
+	h.Write([]byte(eventHash))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// VerifyStored recomputes e's payload hash, event hash and chain hash given
+// the previous chain value prev, and reports the first that differs from
+// what e carries. It returns the recomputed chain hash so a caller can walk
+// a log in log_seq order.
+func VerifyStored(prev string, e *StoredEvent) (string, error) {
+	ph, err := PayloadHash(e.Payload)
+	if err != nil {
+		return "", fmt.Errorf("event %s (log_seq %d): recompute payload hash: %w", e.EventID, e.LogSeq, err)
+	}
+	if ph != e.PayloadHash {
+		return "", &Error{Code: CodeConflict, Path: "$.payload_hash", Message: fmt.Sprintf("event %s (log_seq %d): payload_hash is %s but the payload hashes to %s; the payload or its hash was altered", e.EventID, e.LogSeq, e.PayloadHash, ph)}
+	}
+	eh, err := EventHash(e)
+	if err != nil {
+		return "", err
+	}
+	if eh != e.EventHash {
+		return "", &Error{Code: CodeConflict, Path: "$.event_hash", Message: fmt.Sprintf("event %s (log_seq %d): event_hash is %s but the event hashes to %s; a stored field was altered", e.EventID, e.LogSeq, e.EventHash, eh)}
+	}
+	ch := NextChainHash(prev, eh)
+	if ch != e.ChainHash {
+		return "", &Error{Code: CodeConflict, Path: "$.chain_hash", Message: fmt.Sprintf("event %s (log_seq %d): chain_hash is %s but the chain gives %s; an earlier event was altered, removed or reordered", e.EventID, e.LogSeq, e.ChainHash, ch)}
+	}
+	return ch, nil
+}
