@@ -155,6 +155,7 @@ projections, digests and review workflows are derived from it.`,
 // Helpers: add your group's constructor to this list (one line each).
 var commandGroups = []func(*app) []*cobra.Command{
 	newDocsCmds,
+	newValidateCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
