@@ -386,8 +386,8 @@ func TestFindBinaries(t *testing.T) {
 func TestParseVersion(t *testing.T) {
 	for in, want := range map[string]ops.Version{
 		"postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n": {Major: 15, Minor: 18},
-		"pg_dump (PostgreSQL) 16.4\n":                             {Major: 16, Minor: 4},
-		"pg_restore (PostgreSQL) 17beta1":                         {Major: 17},
+		"pg_dump (PostgreSQL) 16.4\n":                            {Major: 16, Minor: 4},
+		"pg_restore (PostgreSQL) 17beta1":                        {Major: 17},
 	} {
 		got, err := ops.ParseVersion(in)
 		if err != nil || got != want {

@@ -232,4 +232,3 @@ func orDefault(s, def string) string {
 	}
 	return s
 }
-
