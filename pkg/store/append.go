@@ -1,0 +1,426 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// appendLockKey is the transaction-scoped advisory lock every append
+// transaction takes, so appenders of several processes serialise.
+const appendLockKey int64 = 0x64675f617070656e // "dg_appen"
+
+type appendReq struct {
+	ctx  context.Context
+	p    *prepared
+	done chan appendAns // buffered 1: the appender never blocks on a caller
+}
+
+type appendAns struct {
+	res *AppendResult
+	err error
+}
+
+// Append validates env and appends it to tenant's log through the group
+// commit appender. Rule failures are *event.Error (events spec §10); an
+// idempotent retry returns the original event with Replayed set.
+//
+// If ctx ends while the event is queued it is not appended; if it ends
+// while the batch is committing, the event may be stored anyway (retrying
+// with the same idempotency key is safe).
+func (s *Store) Append(ctx context.Context, tenant string, env *event.Envelope) (*AppendResult, error) {
+	p, err := prepare(tenant, env, s.evOpts)
+	if err != nil {
+		return nil, err
+	}
+	req := &appendReq{ctx: ctx, p: p, done: make(chan appendAns, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case s.reqs <- req:
+		s.closeMu.RUnlock()
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return nil, ctx.Err()
+	}
+	select {
+	case ans := <-req.done:
+		return ans.res, ans.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// AppendResult is Append under the name MemLog also has, so callers can
+// take either through one interface.
+func (s *Store) AppendResult(ctx context.Context, tenant string, env *event.Envelope) (*AppendResult, error) {
+	return s.Append(ctx, tenant, env)
+}
+
+// run is the appender: it gathers queued requests into batches and commits
+// each batch in one transaction, until Close.
+func (s *Store) run() {
+	defer close(s.stopped)
+	batch := make([]*appendReq, 0, s.opts.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.quit:
+			// Answer what is still queued, then stop.
+			for {
+				select {
+				case r := <-s.reqs:
+					batch = append(batch, r)
+					if len(batch) == s.opts.MaxBatch {
+						s.commitBatch(batch)
+						batch = batch[:0]
+					}
+				default:
+					if len(batch) > 0 {
+						s.commitBatch(batch)
+					}
+					return
+				}
+			}
+		}
+		batch = s.fill(batch)
+		s.commitBatch(batch)
+	}
+}
+
+// fill adds queued requests to batch up to MaxBatch, waiting up to MaxWait
+// for more when MaxWait is set.
+func (s *Store) fill(batch []*appendReq) []*appendReq {
+	var deadline <-chan time.Time
+	if s.opts.MaxWait > 0 {
+		t := time.NewTimer(s.opts.MaxWait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+			continue
+		default:
+		}
+		if deadline == nil {
+			return batch
+		}
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-deadline:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commitBatch runs one batch and answers every request in it. If the
+// transaction fails for a reason other than the rules (which fail events
+// one by one), each event is retried in a transaction of its own, so a
+// failing event fails alone.
+func (s *Store) commitBatch(batch []*appendReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- appendAns{err: err}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	answers, head, err := s.appendTx(ctx, live)
+	if err != nil && len(live) > 1 {
+		for _, r := range live {
+			s.commitBatch([]*appendReq{r})
+		}
+		return
+	}
+	if err != nil {
+		live[0].done <- appendAns{err: storageError(err)}
+		return
+	}
+	for i, r := range live {
+		r.done <- answers[i]
+	}
+	if head > 0 {
+		s.publish(head)
+	}
+}
+
+func storageError(err error) error {
+	var ee *event.Error
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &event.Error{Code: event.CodeStorage, Message: fmt.Sprintf("append failed in the database (the event was not stored; retry with the same idempotency key): %v", err)}
+}
+
+// appendTx is one append transaction: lock, read what the batch's keys need,
+// apply the rules in queue order, insert the accepted events with one
+// statement, move the chain heads, notify, commit. Four round trips in all.
+// It returns one answer per request and the new head (0 if nothing was
+// written).
+func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) ([]appendAns, int64, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("begin append transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+
+	ix, err := loadBatchIndex(ctx, tx, reqs)
+	if err != nil {
+		return nil, 0, err
+	}
+	answers := make([]appendAns, len(reqs))
+	var fresh []*event.StoredEvent
+	var freshP []*prepared
+	now := recordedNow()
+	for i, r := range reqs {
+		prev, rerr := ix.decide(r.p)
+		switch {
+		case rerr != nil:
+			answers[i] = appendAns{err: rerr}
+		case prev != nil:
+			answers[i] = appendAns{res: &AppendResult{Event: prev, Replayed: true}}
+		default:
+			ev, err := ix.accept(r.p, now)
+			if err != nil {
+				answers[i] = appendAns{err: err}
+				continue
+			}
+			fresh = append(fresh, ev)
+			freshP = append(freshP, r.p)
+			answers[i] = appendAns{res: &AppendResult{Event: ev}}
+		}
+	}
+	if len(fresh) == 0 {
+		return answers, 0, nil
+	}
+	if err := writeEvents(ctx, tx, fresh, freshP, ix); err != nil {
+		return nil, 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, 0, fmt.Errorf("commit append transaction: %w", err)
+	}
+	return answers, ix.head, nil
+}
+
+// loadBatchIndex takes the append lock and reads, in one round trip, the
+// log state every request of the batch depends on.
+func loadBatchIndex(ctx context.Context, tx pgx.Tx, reqs []*appendReq) (*logIndex, error) {
+	var (
+		idT, idP, idK []string
+		eidT, eidE    []string
+		trT, trID     []string
+		tenants       []string
+		seenIdem      = map[idemKey]bool{}
+		seenID        = map[idKey]bool{}
+		seenTrace     = map[traceKey]bool{}
+		seenTenant    = map[string]bool{}
+	)
+	for _, r := range reqs {
+		t, e := r.p.tenant, r.p.env
+		if k := (idemKey{t, e.Source.ProducerID, e.IdempotencyKey}); !seenIdem[k] {
+			seenIdem[k] = true
+			idT, idP, idK = append(idT, t), append(idP, k.producer), append(idK, k.key)
+		}
+		if k := (idKey{t, e.EventID}); !seenID[k] {
+			seenID[k] = true
+			eidT, eidE = append(eidT, t), append(eidE, e.EventID)
+		}
+		if k := (traceKey{t, e.TraceID}); !seenTrace[k] {
+			seenTrace[k] = true
+			trT, trID = append(trT, t), append(trID, e.TraceID)
+		}
+		if !seenTenant[t] {
+			seenTenant[t] = true
+			tenants = append(tenants, t)
+		}
+	}
+
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLockKey)
+	b.Queue(`SELECT COALESCE(max(log_seq), 0) FROM dg_event_log`)
+	b.Queue(`SELECT `+eventColumns+` FROM dg_event_log e
+		JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, p, i)
+		  ON e.tenant_id = k.t AND e.producer_id = k.p AND e.idempotency_key = k.i`, idT, idP, idK)
+	b.Queue(`SELECT e.tenant_id, e.event_id FROM dg_event_log e
+		JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON e.tenant_id = k.t AND e.event_id = k.id`, eidT, eidE)
+	b.Queue(`SELECT k.t, k.tr,
+		  (SELECT max(trace_seq) FROM dg_event_log WHERE tenant_id = k.t AND trace_id = k.tr),
+		  EXISTS (SELECT 1 FROM dg_event_log WHERE tenant_id = k.t AND trace_id = k.tr AND event_type = 'TraceFinished')
+		FROM unnest($1::text[], $2::text[]) AS k(t, tr)`, trT, trID)
+	b.Queue(`SELECT tenant_id, chain_hash, event_count FROM dg_chain_heads WHERE tenant_id = ANY($1::text[])`, tenants)
+
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	ix := newLogIndex()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("take append lock: %w", err)
+	}
+	if err := br.QueryRow().Scan(&ix.head); err != nil {
+		return nil, fmt.Errorf("read log head: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency keys: %w", err)
+	}
+	for rows.Next() {
+		ev, err := scanEvent(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("look up idempotency keys: %w", err)
+		}
+		ix.idem[idemKey{ev.TenantID, ev.Source.ProducerID, ev.IdempotencyKey}] = ev
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up idempotency keys: %w", err)
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("look up event ids: %w", err)
+	}
+	for rows.Next() {
+		var k idKey
+		if err := rows.Scan(&k.tenant, &k.eventID); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("look up event ids: %w", err)
+		}
+		ix.ids[k] = struct{}{}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up event ids: %w", err)
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("look up traces: %w", err)
+	}
+	for rows.Next() {
+		var k traceKey
+		var maxSeq *int64
+		var finished bool
+		if err := rows.Scan(&k.tenant, &k.traceID, &maxSeq, &finished); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("look up traces: %w", err)
+		}
+		ts := traceState{finished: finished}
+		if maxSeq != nil {
+			ts.next = *maxSeq + 1
+		}
+		ix.traces[k] = ts
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up traces: %w", err)
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("read chain heads: %w", err)
+	}
+	for rows.Next() {
+		var t string
+		var cs chainState
+		if err := rows.Scan(&t, &cs.hash, &cs.count); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read chain heads: %w", err)
+		}
+		ix.chains[t] = cs
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read chain heads: %w", err)
+	}
+	return ix, br.Close()
+}
+
+// writeEvents inserts the batch's new events with one multi-row INSERT,
+// moves the chain heads of their tenants and queues the NOTIFY, in one
+// round trip.
+func writeEvents(ctx context.Context, tx pgx.Tx, evs []*event.StoredEvent, ps []*prepared, ix *logIndex) error {
+	n := len(evs)
+	var (
+		logSeq, traceSeq, schemaVer                  = make([]int64, n), make([]int64, n), make([]int64, n)
+		tenant, eventID, traceID, eventType, occured = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		producer, system, actorType, actorID, idem   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		subsystem, corr, cause                       = make([]*string, n), make([]*string, n), make([]*string, n)
+		tags, payload, payloadHash, eventHash, chain = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		recorded                                     = make([]time.Time, n)
+	)
+	for i, ev := range evs {
+		logSeq[i], traceSeq[i], schemaVer[i] = ev.LogSeq, ev.TraceSeq, ev.SchemaVersion
+		tenant[i], eventID[i], traceID[i], eventType[i], occured[i] = ev.TenantID, ev.EventID, ev.TraceID, ev.EventType, ev.OccurredAt
+		producer[i], system[i], actorType[i], actorID[i], idem[i] = ev.Source.ProducerID, ev.Source.System, ev.Actor.ActorType, ev.Actor.ActorID, ev.IdempotencyKey
+		subsystem[i], corr[i], cause[i] = ev.Source.Subsystem, ev.CorrelationID, ev.CausationEventID
+		payloadHash[i], eventHash[i], chain[i] = ev.PayloadHash, ev.EventHash, ev.ChainHash
+		recorded[i] = ev.RecordedAt
+		payload[i], tags[i] = string(ps[i].payloadJSON), string(ps[i].tagsJSON)
+	}
+
+	// Chain heads of the tenants this batch touched, as they stand after it.
+	var hT, hHash []string
+	var hSeq, hCount []int64
+	last := map[string]int64{}
+	for _, ev := range evs {
+		last[ev.TenantID] = ev.LogSeq
+	}
+	for t, seq := range last {
+		cs := ix.chains[t]
+		hT, hHash, hSeq, hCount = append(hT, t), append(hHash, cs.hash), append(hSeq, seq), append(hCount, cs.count)
+	}
+
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO dg_event_log (log_seq, tenant_id, event_id, trace_id, trace_seq, event_type, occurred_at,
+			recorded_at, producer_id, source_system, source_subsystem, actor_type, actor_id, correlation_id,
+			causation_event_id, idempotency_key, schema_version, tags, payload, payload_hash, event_hash, chain_hash)
+		SELECT u.log_seq, u.tenant_id, u.event_id, u.trace_id, u.trace_seq, u.event_type, u.occurred_at,
+			u.recorded_at, u.producer_id, u.source_system, u.source_subsystem, u.actor_type, u.actor_id, u.correlation_id,
+			u.causation_event_id, u.idempotency_key, u.schema_version, u.tags::json, u.payload::json, u.payload_hash, u.event_hash, u.chain_hash
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+			$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+			$15::text[], $16::text[], $17::bigint[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[])
+		AS u(log_seq, tenant_id, event_id, trace_id, trace_seq, event_type, occurred_at,
+			recorded_at, producer_id, source_system, source_subsystem, actor_type, actor_id, correlation_id,
+			causation_event_id, idempotency_key, schema_version, tags, payload, payload_hash, event_hash, chain_hash)`,
+		logSeq, tenant, eventID, traceID, traceSeq, eventType, occured,
+		recorded, producer, system, subsystem, actorType, actorID, corr,
+		cause, idem, schemaVer, tags, payload, payloadHash, eventHash, chain)
+	b.Queue(`INSERT INTO dg_chain_heads (tenant_id, log_seq, chain_hash, event_count)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
+		ON CONFLICT (tenant_id) DO UPDATE SET log_seq = EXCLUDED.log_seq, chain_hash = EXCLUDED.chain_hash, event_count = EXCLUDED.event_count`,
+		hT, hSeq, hHash, hCount)
+	b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatInt(ix.head, 10))
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("insert %d events: %w", n, describePgError(err))
+	}
+	return nil
+}
+
+// describePgError adds the constraint name to PostgreSQL errors, which is
+// what tells an operator which guard fired.
+func describePgError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.ConstraintName != "" {
+		return fmt.Errorf("%w (constraint %s)", err, pe.ConstraintName)
+	}
+	return err
+}
