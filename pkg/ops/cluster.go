@@ -43,6 +43,9 @@ var (
 	ErrDataDir = errors.New("data directory unusable")
 )
 
+// DefaultDatabase is the database dg uses in a managed cluster.
+const DefaultDatabase = "dg"
+
 // SuperUser is the database superuser dg creates in a managed cluster.
 const SuperUser = "dg"
 
@@ -59,8 +62,8 @@ type ClusterConfig struct {
 	// BinDir, when set, is the only place searched for server binaries.
 	BinDir string
 	// RunAs is the account the cluster runs as when dg runs as root
-	// (default "postgres"). When dg is not root it must be empty or name
-	// the current user.
+	// (default "postgres"). When dg is not root it is ignored: the cluster
+	// runs as the current user.
 	RunAs string
 	// Database is created after start when it does not exist (empty: none).
 	Database string

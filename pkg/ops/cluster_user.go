@@ -23,7 +23,7 @@ type runUser struct {
 }
 
 // resolveRunAs picks the cluster account: runAs (default postgres) when dg
-// is root, else the current user, who must match runAs when it is set.
+// is root, else the current user whatever runAs says.
 func resolveRunAs(runAs string) (runUser, error) {
 	if os.Geteuid() == 0 {
 		name := runAs
@@ -48,9 +48,8 @@ func resolveRunAs(runAs string) (runUser, error) {
 	if err != nil {
 		return runUser{}, fmt.Errorf("%w: look up the current user: %v", ErrRunAs, err)
 	}
-	if runAs != "" && runAs != u.Username {
-		return runUser{}, fmt.Errorf("%w: database.managed.run_as is %q but dg runs as %q and can only switch users when run as root: run dg as %s, run it as root, or clear run_as", ErrRunAs, runAs, u.Username, runAs)
-	}
+	// run_as applies only to root (the manifest defaults it to postgres):
+	// an unprivileged dg cannot switch users and runs its cluster itself.
 	return toRunUser(u)
 }
 
