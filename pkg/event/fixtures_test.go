@@ -1,0 +1,86 @@
+package event
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// fixturesDir finds ../shared/fixtures beside the repository root (the
+// directory holding go.mod), skipping the test when it is absent.
+func fixturesDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test directory")
+		}
+		dir = parent
+	}
+	fx := filepath.Join(filepath.Dir(dir), "shared", "fixtures")
+	if _, err := os.Stat(fx); errors.Is(err, os.ErrNotExist) {
+		t.Skipf("fixtures folder %s is absent; check out the shared fixtures beside the repository to run this test", fx)
+	}
+	return fx
+}
+
+func fixtureFiles(t *testing.T) []string {
+	fx := fixturesDir(t)
+	files, err := filepath.Glob(filepath.Join(fx, "golden", "*", "events.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join(fx, "release-demo", "events.transcribed.json"))
+	if len(files) < 4 {
+		t.Fatalf("expected at least 3 golden fixtures and the release demo, found %v", files)
+	}
+	return files
+}
+
+func TestFixturesDecodeAndValidate(t *testing.T) {
+	for _, f := range fixtureFiles(t) {
+		t.Run(filepath.Base(filepath.Dir(f)), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events, err := DecodeEvents(data)
+			if err != nil {
+				t.Fatalf("decode %s: %v", f, err)
+			}
+			if len(events) == 0 {
+				t.Fatalf("%s: no events", f)
+			}
+			for i := range events {
+				e := &events[i]
+				for _, strict := range []bool{false, true} {
+					if verr := Validate(e, Options{Strict: strict}); verr != nil {
+						t.Errorf("%s event %d (%s, strict=%v): %v", f, i, e.EventID, strict, verr)
+					}
+				}
+				// Encoding and decoding again gives the same event and hash.
+				b, err := EncodeEnvelope(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				back, derr := DecodeEnvelope(b)
+				if derr != nil {
+					t.Fatalf("re-decode event %d: %v", i, derr)
+				}
+				h1, _ := PayloadHash(e.Payload)
+				h2, _ := PayloadHash(back.Payload)
+				if h1 != h2 || !SameForIdempotency(&StoredEvent{Envelope: *e, PayloadHash: h1}, back) {
+					t.Errorf("event %d changed on an encode/decode round trip", i)
+				}
+			}
+		})
+	}
+}
