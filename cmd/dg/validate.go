@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/decisiongraph/dg/pkg/manifest"
@@ -107,7 +108,7 @@ secrets.`,
 			settings := m.Explain()
 			if a.jsonOutput() {
 				return writeJSON(a.stdout, struct {
-					Manifest string              `json:"manifest"`
+					Manifest string             `json:"manifest"`
 					Settings []manifest.Setting `json:"settings"`
 				}{name, settings})
 			}
@@ -117,7 +118,7 @@ secrets.`,
 			for _, s := range settings {
 				origin := s.Origin
 				if len(s.Vars) > 0 {
-					origin += " via ${" + joinComma(s.Vars) + "}"
+					origin += " via ${" + strings.Join(s.Vars, "}, ${") + "}"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Path, s.Value, s.Source, origin)
 			}
@@ -125,15 +126,4 @@ secrets.`,
 		},
 	})
 	return c
-}
-
-func joinComma(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ", "
-		}
-		out += s
-	}
-	return out
 }

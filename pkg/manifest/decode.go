@@ -1,7 +1,10 @@
 package manifest
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -85,12 +88,28 @@ var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // not YAML at all, in which case nothing else is worth checking.
 func (l *loader) parse(data []byte) bool {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		return true // empty file: all defaults
+	}
+	if err == nil {
+		var extra yaml.Node
+		if dec.Decode(&extra) == nil {
+			n := &extra
+			if len(extra.Content) > 0 {
+				n = extra.Content[0]
+			}
+			l.errorAt(n, "", "a manifest is a single YAML document, found another one",
+				"remove the --- separator and what follows, or merge the two")
+		}
+	}
+	if err != nil {
 		d := Diagnostic{File: l.name, Message: strings.TrimPrefix(err.Error(), "yaml: "), Severity: SeverityError,
 			Hint: "fix the YAML syntax (indent with spaces, quote values containing ': ' or '#')"}
 		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 			d.Line, _ = strconv.Atoi(m[1])
-			d.Column = 1
+			d.Column = firstColumn(data, d.Line)
 			d.Message = m[2]
 		}
 		l.diags = append(l.diags, d)
@@ -110,6 +129,17 @@ func (l *loader) parse(data []byte) bool {
 	}
 	l.decodeMapping(root, reflect.ValueOf(l.m).Elem(), "")
 	return true
+}
+
+// firstColumn is the 1-based column of the first non-blank character of a
+// line: the YAML parser reports only lines, and that is where the offending
+// token usually starts.
+func firstColumn(data []byte, line int) int {
+	lines := bytes.Split(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return 1
+	}
+	return len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " \t")) + 1
 }
 
 func resolve(n *yaml.Node) *yaml.Node {
@@ -182,6 +212,9 @@ func (l *loader) decodeMapping(node *yaml.Node, v reflect.Value, prefix string) 
 		}
 		l.pos[path] = position{val.Line, val.Column}
 		if isSection(sf) {
+			// A section is reported at its key: its value starts on the
+			// line of its first child.
+			l.pos[path] = position{k.Line, k.Column}
 			if isNull(val) {
 				continue
 			}
@@ -370,6 +403,9 @@ func setScalar(f field, text string, dst reflect.Value) (msg, hint string) {
 		dst.SetBool(b)
 	case kindDuration:
 		d, err := ParseDuration(text)
+		if err != nil && strings.HasPrefix(strings.TrimSpace(text), "-") {
+			return fmt.Sprintf("must not be negative, got %q", text), durationHint
+		}
 		if err != nil {
 			if _, nerr := strconv.ParseFloat(text, 64); nerr == nil {
 				return fmt.Sprintf("duration %s has no unit", text), durationHint

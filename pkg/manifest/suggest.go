@@ -1,8 +1,16 @@
 package manifest
 
+import "strings"
+
 // suggest returns the candidate closest to s when it is close enough to be a
 // plausible typo, else "".
 func suggest(s string, candidates []string) string {
+	// An abbreviation or an over-long spelling ("production" for "prod").
+	for _, c := range candidates {
+		if len(s) >= 3 && len(c) >= 3 && (strings.HasPrefix(s, c) || strings.HasPrefix(c, s)) {
+			return c
+		}
+	}
 	best, bestD := "", -1
 	for _, c := range candidates {
 		d := levenshtein(s, c)

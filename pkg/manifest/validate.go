@@ -57,7 +57,14 @@ func parentPath(p string) string {
 }
 
 // report adds a diagnostic about path, located by locate(path, also...).
+// A path that already has an error (say, an unset ${VAR}) gets no more
+// diagnostics: they would only restate the first.
 func (l *loader) report(sev Severity, path string, also []string, msg, hint string) {
+	for _, d := range l.diags {
+		if d.Path == path && d.Severity == SeverityError {
+			return
+		}
+	}
 	file, line, col := l.locate(append([]string{path}, also...)...)
 	l.add(Diagnostic{File: file, Line: line, Column: col, Path: path, Message: msg, Hint: hint, Severity: sev})
 }
@@ -253,7 +260,7 @@ func (l *loader) checkRules() {
 		l.errorf("tenants", "write tenants: [default]", "must list at least one tenant")
 	}
 	r := m.Backup.Retention
-	if r.KeepLast+r.KeepDaily+r.KeepWeekly+r.KeepMonthly == 0 {
+	if max(r.KeepLast, r.KeepDaily, r.KeepWeekly, r.KeepMonthly) <= 0 {
 		l.errorf("backup.retention", "set keep_last to at least 1", "keeps no backups at all")
 	}
 	if m.Backup.Dir == "" {
