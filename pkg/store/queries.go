@@ -18,6 +18,9 @@ const eventColumns = `e.log_seq, e.tenant_id, e.event_id, e.trace_id, e.trace_se
 	e.correlation_id, e.causation_event_id, e.idempotency_key, e.schema_version, e.tags::text, e.payload::text,
 	e.payload_hash, e.event_hash, e.chain_hash`
 
+// scanEvent reads one row of eventColumns. When the row was read but its
+// tags or payload do not decode it returns the partly filled event and an
+// *event.Error with CodeStorage.
 func scanEvent(row pgx.Row) (*event.StoredEvent, error) {
 	ev := &event.StoredEvent{}
 	var tags, payload []byte
@@ -29,14 +32,14 @@ func scanEvent(row pgx.Row) (*event.StoredEvent, error) {
 	}
 	ev.RecordedAt = ev.RecordedAt.UTC()
 	if err := json.Unmarshal(tags, &ev.Tags); err != nil {
-		return nil, &event.Error{Code: event.CodeStorage, Message: fmt.Sprintf("event log_seq %d: stored tags are not a JSON list of strings: %v", ev.LogSeq, err)}
+		return ev, &event.Error{Code: event.CodeStorage, Message: fmt.Sprintf("event log_seq %d: stored tags are not a JSON list of strings: %v", ev.LogSeq, err)}
 	}
 	if ev.Tags == nil {
 		ev.Tags = []string{}
 	}
 	p, err := decodePayload(payload)
 	if err != nil {
-		return nil, &event.Error{Code: event.CodeStorage, Message: fmt.Sprintf("event log_seq %d: stored payload is not a JSON object: %v", ev.LogSeq, err)}
+		return ev, &event.Error{Code: event.CodeStorage, Message: fmt.Sprintf("event log_seq %d: stored payload is not a JSON object: %v", ev.LogSeq, err)}
 	}
 	ev.Payload = p
 	return ev, nil
