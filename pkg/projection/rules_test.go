@@ -96,9 +96,9 @@ func (b *traceBuilder) add(typ string, payload map[string]any) *traceBuilder {
 	seq := int64(len(b.evs))
 	b.evs = append(b.evs, event.Envelope{
 		EventID: fmt.Sprintf("%s-%d", b.id, seq), TraceID: b.id, TraceSeq: seq, EventType: typ,
-		OccurredAt: fmt.Sprintf("2026-02-01T00:00:%02dZ", seq),
-		Source:     event.Source{ProducerID: "unit_producer", System: "unit"},
-		Actor:      event.Actor{ActorType: "agent", ActorID: b.actr},
+		OccurredAt:     fmt.Sprintf("2026-02-01T00:00:%02dZ", seq),
+		Source:         event.Source{ProducerID: "unit_producer", System: "unit"},
+		Actor:          event.Actor{ActorType: "agent", ActorID: b.actr},
 		IdempotencyKey: fmt.Sprintf("%s:%d", b.id, seq), SchemaVersion: 1, Payload: payload, Tags: []string{},
 	})
 	return b
@@ -113,7 +113,9 @@ func (b *traceBuilder) finish(outcome string) *traceBuilder {
 	return b.add(event.TypeTraceFinished, map[string]any{"outcome": outcome})
 }
 
-func policy(id, ver string) map[string]any { return map[string]any{"policy_id": id, "policy_version": ver} }
+func policy(id, ver string) map[string]any {
+	return map[string]any{"policy_id": id, "policy_version": ver}
+}
 
 func project(t *testing.T, envs ...[]event.Envelope) *projection.Tables {
 	t.Helper()

@@ -78,9 +78,9 @@ func synthTrace(r *rand.Rand, o SynthOptions, i int) []event.Envelope {
 		seq := int64(len(evs))
 		evs = append(evs, event.Envelope{
 			EventID: fmt.Sprintf("%s-e%02d", traceID, seq), TraceID: traceID, TraceSeq: seq, EventType: typ,
-			OccurredAt: fmt.Sprintf("2026-01-%02dT%02d:%02d:%02dZ", 1+i%28, i%24, int(seq)%60, i%60),
-			Source:     event.Source{ProducerID: producer, System: "synth"},
-			Actor:      event.Actor{ActorType: "agent", ActorID: fmt.Sprintf("agent_%d", i%5)},
+			OccurredAt:     fmt.Sprintf("2026-01-%02dT%02d:%02d:%02dZ", 1+i%28, i%24, int(seq)%60, i%60),
+			Source:         event.Source{ProducerID: producer, System: "synth"},
+			Actor:          event.Actor{ActorType: "agent", ActorID: fmt.Sprintf("agent_%d", i%5)},
 			IdempotencyKey: fmt.Sprintf("%s:%d", traceID, seq), SchemaVersion: 1,
 			Payload: payload, Tags: []string{},
 		})
@@ -88,8 +88,8 @@ func synthTrace(r *rand.Rand, o SynthOptions, i int) []event.Envelope {
 	acct := fmt.Sprintf("acct:%d", r.IntN(max(o.Traces/3, 1)))
 	big := strings.Repeat("9", 20) + fmt.Sprintf("%020d", r.Uint64()%1e18)
 	add(event.TypeTraceStarted, map[string]any{
-		"workflow": []string{"renewal_discount", "deal_approval", "support_escalation"}[i%3],
-		"title":    fmt.Sprintf(synthTitles[i%len(synthTitles)], i),
+		"workflow":       []string{"renewal_discount", "deal_approval", "support_escalation"}[i%3],
+		"title":          fmt.Sprintf(synthTitles[i%len(synthTitles)], i),
 		"primary_entity": map[string]any{"entity_type": "account", "entity_id": acct, "system": "crm"},
 	})
 	add(event.TypeEntityObserved, map[string]any{
@@ -100,7 +100,7 @@ func synthTrace(r *rand.Rand, o SynthOptions, i int) []event.Envelope {
 	add(event.TypeInputObserved, map[string]any{
 		"input_id": inputID,
 		"source":   map[string]any{"system": "crm", "object_type": "account", "object_id": acct},
-		"facts": []any{map[string]any{"key": "big", "value": map[string]any{"type": "int", "value": big}, "raw": json.Number(big)}},
+		"facts":    []any{map[string]any{"key": "big", "value": map[string]any{"type": "int", "value": big}, "raw": json.Number(big)}},
 	})
 	policy := map[string]any{"policy_id": fmt.Sprintf("policy_%d", r.IntN(10)), "policy_version": fmt.Sprintf("%d.0", 1+r.IntN(3))}
 	add(event.TypePolicyEvaluated, map[string]any{"policy": policy, "inputs": []any{inputID}, "decision": "require_exception"})
