@@ -1,0 +1,4 @@
+package pgtest
+
+// ReapStale exposes the stale-cluster reaper to the external tests.
+var ReapStale = reapStale
