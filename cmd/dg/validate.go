@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -107,7 +108,9 @@ secrets.`,
 			}
 			settings := m.Explain()
 			if a.jsonOutput() {
-				return writeJSON(a.stdout, struct {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
 					Manifest string             `json:"manifest"`
 					Settings []manifest.Setting `json:"settings"`
 				}{name, settings})
