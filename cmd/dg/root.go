@@ -156,6 +156,9 @@ projections, digests and review workflows are derived from it.`,
 var commandGroups = []func(*app) []*cobra.Command{
 	newDocsCmds,
 	newValidateCmds,
+	newDBCmds,
+	newDoctorCmds,
+	newUpCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
