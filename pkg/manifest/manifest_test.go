@@ -496,3 +496,22 @@ func TestSchema(t *testing.T) {
 		t.Errorf("database.managed.port default in schema = %v", port["default"])
 	}
 }
+
+// docs/manifest.md documents every field.
+func TestDocsCoverEveryField(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/manifest.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range FieldPaths() {
+		if !bytes.Contains(doc, []byte("| `"+path+"` |")) {
+			t.Errorf("docs/manifest.md has no table row for %s", path)
+		}
+	}
+	for _, e := range EnvVars()[:len(referenceEnv())] {
+		if !bytes.Contains(doc, []byte("`"+e[0]+"`")) {
+			t.Errorf("docs/manifest.md does not mention %s", e[0])
+		}
+	}
+}
