@@ -183,6 +183,9 @@ func (c *Cluster) Binaries() *Binaries { return c.bin }
 // RunAs returns the account the cluster runs as.
 func (c *Cluster) RunAs() string { return c.user.name }
 
+// PasswordFile is where the generated superuser password is kept.
+func (c *Cluster) PasswordFile() string { return c.cfg.PasswordFile }
+
 // DataDir returns the absolute data directory.
 func (c *Cluster) DataDir() string { return c.cfg.DataDir }
 
