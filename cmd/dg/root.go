@@ -157,8 +157,6 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newDocsCmds,
 	newValidateCmds,
 	newDBCmds,
-	newDBCmds,
-	newDoctorCmds,
 	newUpCmds,
 }
 
