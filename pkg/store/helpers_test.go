@@ -99,14 +99,14 @@ func strp(s string) *string { return &s }
 // env builds a valid envelope of the given type for trace tr at seq.
 func env(tr string, seq int64, typ string) *event.Envelope {
 	payloads := map[string]map[string]any{
-		event.TypeTraceStarted: {"workflow": "wf", "title": "t", "primary_entity": map[string]any{"entity_type": "account", "entity_id": "a1"}},
-		event.TypeInputObserved: {"input_id": "i1", "source": map[string]any{"system": "crm", "object_type": "o", "object_id": "1"}, "facts": []any{}},
-		event.TypeEntityObserved: {"entity": map[string]any{"entity_type": "account", "entity_id": "a1"}, "role": "primary", "facts": []any{}},
-		event.TypePolicyEvaluated: {"policy": map[string]any{"policy_id": "p", "policy_version": "1"}, "inputs": []any{"i1"}, "decision": "require_exception"},
+		event.TypeTraceStarted:       {"workflow": "wf", "title": "t", "primary_entity": map[string]any{"entity_type": "account", "entity_id": "a1"}},
+		event.TypeInputObserved:      {"input_id": "i1", "source": map[string]any{"system": "crm", "object_type": "o", "object_id": "1"}, "facts": []any{}},
+		event.TypeEntityObserved:     {"entity": map[string]any{"entity_type": "account", "entity_id": "a1"}, "role": "primary", "facts": []any{}},
+		event.TypePolicyEvaluated:    {"policy": map[string]any{"policy_id": "p", "policy_version": "1"}, "inputs": []any{"i1"}, "decision": "require_exception"},
 		event.TypeExceptionRequested: {"exception_id": "x1", "policy": map[string]any{"policy_id": "p", "policy_version": "1"}, "reason": "r"},
-		event.TypeApprovalRecorded: {"approval_id": "ap1", "subject": map[string]any{"subject_type": "exception", "subject_id": "x1"}, "approver": map[string]any{"actor_type": "person", "actor_id": "boss"}, "decision": "approved"},
-		event.TypeActionCommitted: {"action_id": "ac1", "status": "success"},
-		event.TypeTraceFinished: {"outcome": "success"},
+		event.TypeApprovalRecorded:   {"approval_id": "ap1", "subject": map[string]any{"subject_type": "exception", "subject_id": "x1"}, "approver": map[string]any{"actor_type": "person", "actor_id": "boss"}, "decision": "approved"},
+		event.TypeActionCommitted:    {"action_id": "ac1", "status": "success"},
+		event.TypeTraceFinished:      {"outcome": "success"},
 	}
 	p, ok := payloads[typ]
 	if !ok {
