@@ -204,26 +204,26 @@ func validatePayload(eventType string, payload map[string]any, opts Options) *Er
 
 func checkFields(path string, m map[string]any, fields []field) *Error {
 	for _, f := range fields {
-		p := path + keySegment(f.key)
 		v, present := m[f.key]
 		if !present {
-			return newError(CodeSchemaViolation, p, fmt.Sprintf("%s %s is required", eventKindName(f.kind), f.key))
+			return newError(CodeSchemaViolation, path+keySegment(f.key), fmt.Sprintf("%s %s is required", eventKindName(f.kind), f.key))
 		}
 		switch f.kind {
 		case fString:
 			if s, ok := v.(string); !ok || s == "" {
-				return newError(CodeSchemaViolation, p, fmt.Sprintf("%s must be a non-empty string", f.key))
+				return newError(CodeSchemaViolation, path+keySegment(f.key), fmt.Sprintf("%s must be a non-empty string", f.key))
 			}
 		case fList:
 			if _, ok := v.([]any); !ok {
-				return newError(CodeSchemaViolation, p, fmt.Sprintf("%s must be a JSON array", f.key))
+				return newError(CodeSchemaViolation, path+keySegment(f.key), fmt.Sprintf("%s must be a JSON array", f.key))
 			}
 		case fObject:
 			sub, ok := v.(map[string]any)
 			if !ok || sub == nil {
-				return newError(CodeSchemaViolation, p, fmt.Sprintf("%s must be a JSON object", f.key))
+				return newError(CodeSchemaViolation, path+keySegment(f.key), fmt.Sprintf("%s must be a JSON object", f.key))
 			}
-			if err := checkFields(p, sub, f.sub); err != nil {
+			if err := checkFields("", sub, f.sub); err != nil {
+				err.Path = path + keySegment(f.key) + err.Path
 				return err
 			}
 		}

@@ -451,3 +451,22 @@ func assertValidate(t *testing.T, env *Envelope, opts Options, code Code, path s
 		t.Errorf("Error() = %q lacks code or path", err.Error())
 	}
 }
+
+func TestPIINamesTheFirstPatternInSortedOrder(t *testing.T) {
+	cases := map[string]string{
+		"-----BEGIN RSA PRIVATE KEY-----": "-----begin",
+		"api_key=sk-123":                  "api_key=",
+		"token=1 password=2":              "password=",
+		"x ASIA and AKIA":                 "akia",
+		"Bearer sk-":                      "bearer ",
+		"plain text":                      "",
+		"":                                "",
+		"sk":                              "",
+		"é sk-":                           "sk-",
+	}
+	for in, want := range cases {
+		if got := piiMatch(in); got != want {
+			t.Errorf("piiMatch(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
