@@ -42,22 +42,13 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 // FormatDuration prints d the way a manifest would write it: whole days as
-// "7d", otherwise Go's form with zero units trimmed ("1h", "90s", "1d12h").
+// "7d", otherwise Go's form with zero units trimmed ("26h", "90s", "1h30m").
 func FormatDuration(d time.Duration) string {
-	if d == 0 {
-		return "0s"
+	const day = 24 * time.Hour
+	if d > 0 && d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
 	}
-	day := 24 * time.Hour
-	days := d / day
-	rest := d % day
-	out := ""
-	if days > 0 {
-		out = fmt.Sprintf("%dd", days)
-		if rest == 0 {
-			return out
-		}
-	}
-	s := rest.String()
+	s := d.String()
 	// time.Duration.String gives "1h0m0s"; drop the zero tails.
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
@@ -65,7 +56,7 @@ func FormatDuration(d time.Duration) string {
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}
-	return out + s
+	return s
 }
 
 // ParseByteSize parses a size: a plain number of bytes or a number with a

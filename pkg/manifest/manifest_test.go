@@ -357,7 +357,7 @@ workflows:
 		{Path: "database.pool_size", Value: "3", Source: SourceEnv, Origin: "POOL_SIZE"},
 		{Path: "database.managed.port", Value: "55433", Source: SourceDefault},
 		{Path: "server.body_limit", Value: "8MiB", Source: SourceDefault},
-		{Path: "backup.max_age", Value: "1d2h", Source: SourceDefault},
+		{Path: "backup.max_age", Value: "26h", Source: SourceDefault},
 		{Path: "workflows.notifications.webhooks[0].url", Value: "https://hooks.example.com/x", Source: SourceFile, Origin: "test.yaml:10:7"},
 		{Path: "workflows.notifications.webhooks[0].secret", Value: Mask, Source: SourceFile, Origin: "test.yaml:10:7", Secret: true},
 	}
@@ -435,7 +435,7 @@ func TestDurationsAndSizes(t *testing.T) {
 	t.Parallel()
 	durations := map[string]time.Duration{
 		"15s": 15 * time.Second, "1h30m": 90 * time.Minute, "7d": 7 * 24 * time.Hour,
-		"1d12h": 36 * time.Hour, "500ms": 500 * time.Millisecond,
+		"1d12h": 36 * time.Hour, "500ms": 500 * time.Millisecond, "0s": 0,
 	}
 	for in, want := range durations {
 		got, err := ParseDuration(in)
@@ -444,6 +444,15 @@ func TestDurationsAndSizes(t *testing.T) {
 		}
 		if back, _ := ParseDuration(FormatDuration(got)); back != got {
 			t.Errorf("FormatDuration(%v) = %q does not parse back", got, FormatDuration(got))
+		}
+	}
+	formats := map[time.Duration]string{
+		26 * time.Hour: "26h", 7 * 24 * time.Hour: "7d", 90 * time.Minute: "1h30m",
+		90 * time.Second: "1m30s", time.Hour: "1h", 500 * time.Millisecond: "500ms",
+	}
+	for d, want := range formats {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 	for _, bad := range []string{"", "5", "-1h", "d", "1x", "7dd", "1.5d"} {

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -22,7 +23,14 @@ func Schema() ([]byte, error) {
 	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
 	s["title"] = "dg topology manifest"
 	s["description"] = "How a dg node is laid out. See docs/manifest.md. String values may use ${VAR} or ${VAR:-default}; DG_<FIELD_PATH> and the reference's variables override fields at load time."
-	return json.MarshalIndent(s, "", "  ")
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func structSchema(t reflect.Type, def reflect.Value) map[string]any {
