@@ -1,0 +1,66 @@
+package projection
+
+import (
+	"fmt"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// EventFile is one decoded event file: its name (for messages) and its
+// envelopes in file order.
+type EventFile struct {
+	Name   string
+	Events []event.Envelope
+}
+
+// OfflineResult is what an offline digest run did.
+type OfflineResult struct {
+	Digests Digests `json:"digests"`
+	// Submitted counts envelopes read; Appended counts new log entries
+	// (idempotent retries are not appended again).
+	Submitted int   `json:"submitted"`
+	Appended  int   `json:"appended"`
+	Head      int64 `json:"head"`
+}
+
+// InputError is an envelope the append rules refused.
+type InputError struct {
+	File  string
+	Index int
+	Err   error
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("%s: event %d: %v", e.File, e.Index, e.Err)
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
+// DigestOffline appends the files' envelopes, in order, to one fresh
+// in-memory log of tenant (through the same validation and append rules as
+// the Postgres store), projects the log and returns its digests. It needs no
+// database.
+func DigestOffline(tenant string, files []EventFile, opts event.Options) (*OfflineResult, error) {
+	log := store.NewMemLog(opts)
+	res := &OfflineResult{}
+	for _, f := range files {
+		for i := range f.Events {
+			res.Submitted++
+			_, replay, err := log.Append(tenant, &f.Events[i])
+			if err != nil {
+				return nil, &InputError{File: f.Name, Index: i, Err: err}
+			}
+			if !replay {
+				res.Appended++
+			}
+		}
+	}
+	m := NewMemory()
+	if err := m.Project(log.Events(tenant, 0, 0)); err != nil {
+		return nil, fmt.Errorf("project the offline log: %w", err)
+	}
+	res.Head = m.Cursor()
+	res.Digests = m.Digests()
+	return res, nil
+}

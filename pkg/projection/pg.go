@@ -1,0 +1,374 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/store"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Advisory-lock classes (the first key of pg_advisory_*lock(int, int)); the
+// second key is hashtext("tenant:projection").
+const (
+	// batchLockClass serialises every write to one projection of one tenant
+	// (live batches, rebuild swaps), transaction-scoped.
+	batchLockClass int32 = 0x64670001
+	// ownerLockClass elects the one process that runs a live worker for a
+	// projection of a tenant, session-scoped.
+	ownerLockClass int32 = 0x64670002
+)
+
+// DefaultBatchSize is the number of events one catch-up transaction
+// projects (projection_batch_size in the reference).
+const DefaultBatchSize = 250
+
+// PG runs projections against a Postgres event log and its projection
+// tables.
+type PG struct {
+	st        *store.Store
+	pool      *pgxpool.Pool
+	batchSize int
+}
+
+// NewPG returns the Postgres projection engine of a store. batchSize <= 0
+// means DefaultBatchSize.
+func NewPG(st *store.Store, batchSize int) *PG {
+	if batchSize <= 0 {
+		batchSize = DefaultBatchSize
+	}
+	return &PG{st: st, pool: st.Pool(), batchSize: batchSize}
+}
+
+func scopeKey(tenant, projection string) string { return tenant + ":" + projection }
+
+// Cursor returns the durable checkpoint of one projection of a tenant.
+func (pg *PG) Cursor(ctx context.Context, q queryer, tenant, projection string) (int64, error) {
+	var c int64
+	err := q.QueryRow(ctx, `SELECT last_log_seq FROM dg_projection_cursors WHERE tenant_id = $1 AND projection_name = $2`, tenant, projection).Scan(&c)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read checkpoint of %s for tenant %s: %w", projection, tenant, err)
+	}
+	return c, nil
+}
+
+func setCursor(ctx context.Context, tx pgx.Tx, tenant, projection string, seq int64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO dg_projection_cursors (tenant_id, projection_name, last_log_seq, updated_at)
+		VALUES ($1, $2, $3, now())
+		ON CONFLICT (tenant_id, projection_name) DO UPDATE SET last_log_seq = EXCLUDED.last_log_seq, updated_at = now()`, tenant, projection, seq)
+	if err != nil {
+		return fmt.Errorf("write checkpoint of %s for tenant %s: %w", projection, tenant, err)
+	}
+	return nil
+}
+
+func lockScope(ctx context.Context, tx pgx.Tx, tenant, projection string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, batchLockClass, scopeKey(tenant, projection)); err != nil {
+		return fmt.Errorf("lock projection %s of tenant %s: %w", projection, tenant, err)
+	}
+	return nil
+}
+
+// TenantHead is the highest log_seq of a tenant's events (0 if none).
+func (pg *PG) TenantHead(ctx context.Context, tenant string) (int64, error) {
+	var h int64
+	err := pg.pool.QueryRow(ctx, `SELECT COALESCE(max(log_seq), 0) FROM dg_event_log WHERE tenant_id = $1`, tenant).Scan(&h)
+	if err != nil {
+		return 0, fmt.Errorf("read head of tenant %s: %w", tenant, err)
+	}
+	return h, nil
+}
+
+// traceEvents reads one trace's events from the log for its precedent
+// rows, page by page.
+func (pg *PG) traceEvents(ctx context.Context, tenant string) TraceEvents {
+	return func(traceID string) ([]event.StoredEvent, error) {
+		var out []event.StoredEvent
+		since := int64(-1)
+		for {
+			evs, err := pg.st.TraceEvents(ctx, tenant, traceID, since, store.MaxQueryLimit)
+			if code, ok := event.CodeOf(err); ok && code == event.CodeNotFound {
+				return out, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, ev := range evs {
+				out = append(out, *ev)
+			}
+			if len(evs) < store.MaxQueryLimit {
+				return out, nil
+			}
+			since = evs[len(evs)-1].TraceSeq
+		}
+	}
+}
+
+// Catcher catches one projection of one tenant up with the log, batch by
+// batch. It keeps its Projector between batches while the durable
+// checkpoint is where it left it, and starts afresh otherwise (after a
+// rebuild swap, or another process's progress).
+type Catcher struct {
+	pg     *PG
+	tenant string
+	name   string
+	set    Set
+	proj   *Projector
+	seen   int64 // checkpoint the projector state belongs to
+}
+
+// NewCatcher returns a catcher for projection name of tenant.
+func (pg *PG) NewCatcher(tenant, name string) (*Catcher, error) {
+	set, ok := SetOf(name)
+	if !ok || set == SetAll {
+		return nil, fmt.Errorf("unknown projection %q: use context_graph, trace_summary or precedent_index", name)
+	}
+	return &Catcher{pg: pg, tenant: tenant, name: name, set: set, seen: -1}, nil
+}
+
+// CatchUpResult reports one catch-up.
+type CatchUpResult struct {
+	Projection string `json:"projection"`
+	Tenant     string `json:"tenant"`
+	LastLogSeq int64  `json:"last_log_seq"`
+	Processed  int    `json:"processed_events"`
+}
+
+// CatchUp projects events after the checkpoint until the tenant's head (or
+// until, when until > 0). Each batch commits its rows and the checkpoint in
+// one transaction under the scope's advisory lock. When an event fails, the
+// events before it in its batch are committed, the checkpoint stops just
+// before it and the *StepError is returned.
+func (c *Catcher) CatchUp(ctx context.Context, until int64) (CatchUpResult, error) {
+	res := CatchUpResult{Projection: c.name, Tenant: c.tenant}
+	for {
+		n, last, err := c.batch(ctx, until)
+		if last < 0 {
+			continue // the checkpoint moved under us: read again
+		}
+		res.Processed += n
+		if last > 0 {
+			res.LastLogSeq = last
+		}
+		if err != nil || n == 0 {
+			if res.LastLogSeq == 0 {
+				res.LastLogSeq, _ = c.pg.Cursor(ctx, c.pg.pool, c.tenant, c.name)
+			}
+			return res, err
+		}
+	}
+}
+
+// batch projects one batch; it returns the number of events committed and
+// the new checkpoint (0 when nothing moved, -1 when the batch must be read
+// again).
+func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
+	cursor, err := c.pg.Cursor(ctx, c.pg.pool, c.tenant, c.name)
+	if err != nil {
+		return 0, 0, err
+	}
+	n := c.pg.batchSize
+	evs, err := c.pg.st.ReadBatch(ctx, c.tenant, cursor, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	if until > 0 {
+		for i, ev := range evs {
+			if ev.LogSeq > until {
+				evs = evs[:i]
+				break
+			}
+		}
+	}
+	if len(evs) == 0 {
+		return 0, 0, nil
+	}
+	tx, err := c.pg.pool.Begin(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("begin projection batch: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit this is a no-op
+	if err := lockScope(ctx, tx, c.tenant, c.name); err != nil {
+		return 0, 0, err
+	}
+	locked, err := c.pg.Cursor(ctx, tx, c.tenant, c.name)
+	if err != nil {
+		return 0, 0, err
+	}
+	if locked != cursor {
+		// Someone else moved the checkpoint while we read; read again.
+		return 0, -1, tx.Rollback(ctx)
+	}
+	if c.proj == nil || c.seen != cursor {
+		c.proj = NewProjector(c.set)
+	}
+	if err := c.loadTracker(ctx, tx, cursor, evs); err != nil {
+		return 0, 0, err
+	}
+	bc := newBatchChanges()
+	traces := c.pg.traceEvents(ctx, c.tenant)
+	var stepErr error
+	done := 0
+	for _, ev := range evs {
+		ch, err := c.proj.Step(ev, traces)
+		if err != nil {
+			stepErr = err
+			break
+		}
+		bc.add(&ch)
+		done++
+	}
+	if done == 0 {
+		return 0, 0, stepErr
+	}
+	last := evs[done-1].LogSeq
+	q := &pgx.Batch{}
+	bc.queue(q, c.tenant, liveTables)
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		c.proj = nil
+		return 0, 0, fmt.Errorf("write %s rows for tenant %s: %w", c.name, c.tenant, err)
+	}
+	if err := setCursor(ctx, tx, c.tenant, c.name, last); err != nil {
+		c.proj = nil
+		return 0, 0, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE dg_projection_failures SET status = 'resolved', resolved_at = now(), updated_at = now()
+		WHERE tenant_id = $1 AND projection_name = $2 AND status = 'open' AND log_seq <= $3`, c.tenant, c.name, last); err != nil {
+		c.proj = nil
+		return 0, 0, fmt.Errorf("resolve projection failures: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		c.proj = nil
+		return 0, 0, fmt.Errorf("commit projection batch: %w", err)
+	}
+	c.seen = last
+	return done, last, stepErr
+}
+
+// loadTracker teaches the projector the next trace_seq of every trace in
+// evs it does not know yet, from the log at or below the checkpoint.
+func (c *Catcher) loadTracker(ctx context.Context, tx pgx.Tx, cursor int64, evs []*event.StoredEvent) error {
+	var unknown []string
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		if !seen[ev.TraceID] && !c.proj.Known(ev.TraceID) {
+			seen[ev.TraceID] = true
+			unknown = append(unknown, ev.TraceID)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	for _, t := range unknown {
+		c.proj.SetNext(t, 0)
+	}
+	rows, err := tx.Query(ctx, `SELECT trace_id, max(trace_seq) + 1 FROM dg_event_log
+		WHERE tenant_id = $1 AND log_seq <= $2 AND trace_id = ANY($3) GROUP BY trace_id`, c.tenant, cursor, unknown)
+	if err != nil {
+		return fmt.Errorf("read trace positions: %w", err)
+	}
+	var trace string
+	var next int64
+	_, err = pgx.ForEachRow(rows, []any{&trace, &next}, func() error {
+		c.proj.SetNext(trace, next)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read trace positions: %w", err)
+	}
+	return nil
+}
+
+// LiveTables reads one tenant's live projection rows.
+func (pg *PG) LiveTables(ctx context.Context, tenant string) (*Tables, error) {
+	return readTables(ctx, pg.pool, tenant, liveTables, SetAll)
+}
+
+// LiveDigests computes the digests of one tenant's live tables.
+func (pg *PG) LiveDigests(ctx context.Context, tenant string) (Digests, error) {
+	t, err := pg.LiveTables(ctx, tenant)
+	if err != nil {
+		return Digests{}, err
+	}
+	return t.Digest(), nil
+}
+
+// saveDigests records digests with the checkpoints they belong to.
+func saveDigests(ctx context.Context, tx pgx.Tx, tenant string, d Digests, cursors map[string]int64) error {
+	minCursor := int64(-1)
+	for _, name := range Names() {
+		c := cursors[name]
+		if minCursor < 0 || c < minCursor {
+			minCursor = c
+		}
+	}
+	for _, name := range append(Names(), FullProjection) {
+		c := cursors[name]
+		if name == FullProjection {
+			c = minCursor
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO dg_projection_digests (tenant_id, projection_name, digest_value, last_log_seq, updated_at)
+			VALUES ($1, $2, $3, $4, now())
+			ON CONFLICT (tenant_id, projection_name) DO UPDATE SET digest_value = EXCLUDED.digest_value,
+				last_log_seq = EXCLUDED.last_log_seq, updated_at = now()`, tenant, name, d.Of(name), c); err != nil {
+			return fmt.Errorf("save digests of tenant %s: %w", tenant, err)
+		}
+	}
+	return nil
+}
+
+// RefreshDigests recomputes and stores one tenant's digests from its live
+// tables, under every projection's lock so rows and checkpoints agree.
+func (pg *PG) RefreshDigests(ctx context.Context, tenant string) (Digests, error) {
+	tx, err := pg.pool.Begin(ctx)
+	if err != nil {
+		return Digests{}, fmt.Errorf("begin digest refresh: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	cursors := map[string]int64{}
+	for _, name := range Names() {
+		if err := lockScope(ctx, tx, tenant, name); err != nil {
+			return Digests{}, err
+		}
+		if cursors[name], err = pg.Cursor(ctx, tx, tenant, name); err != nil {
+			return Digests{}, err
+		}
+	}
+	t, err := readTables(ctx, tx, tenant, liveTables, SetAll)
+	if err != nil {
+		return Digests{}, err
+	}
+	d := t.Digest()
+	if err := saveDigests(ctx, tx, tenant, d, cursors); err != nil {
+		return Digests{}, err
+	}
+	return d, tx.Commit(ctx)
+}
+
+// recordFailure writes (or bumps) the open failure row of a scope.
+func (pg *PG) recordFailure(ctx context.Context, tenant, name string, se *StepError, recoverable bool) error {
+	code, _ := event.CodeOf(se.Err)
+	if code == "" {
+		code = event.CodeStorage
+	}
+	_, err := pg.pool.Exec(ctx, `INSERT INTO dg_projection_failures (tenant_id, projection_name, log_seq, trace_id, event_id,
+			error_code, error_message, recoverable, retry_count, status, recorded_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 'open', now(), now())
+		ON CONFLICT (tenant_id, projection_name, log_seq) WHERE status = 'open'
+		DO UPDATE SET retry_count = dg_projection_failures.retry_count + 1, error_code = EXCLUDED.error_code,
+			error_message = EXCLUDED.error_message, updated_at = now()`,
+		tenant, name, se.LogSeq, se.TraceID, se.EventID, string(code), se.Err.Error(), recoverable)
+	if err != nil {
+		return fmt.Errorf("record projection failure at log_seq %d: %w", se.LogSeq, err)
+	}
+	return nil
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }
