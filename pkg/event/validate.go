@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -45,33 +44,44 @@ func Validate(env *Envelope, opts Options) *Error {
 // ValidateAndHash is Validate that also returns the payload hash it
 // computed on the way, so appenders canonicalise each payload once.
 func ValidateAndHash(env *Envelope, opts Options) (string, *Error) {
+	canon, err := ValidateCanonical(env, opts)
+	if err != nil {
+		return "", err
+	}
+	return sha256Hex(canon), nil
+}
+
+// ValidateCanonical is Validate that also returns the canonical JSON of the
+// payload (CanonicalJSON), whose SHA-256 is the payload hash; storage can
+// keep these bytes as the payload text without encoding it again.
+func ValidateCanonical(env *Envelope, opts Options) ([]byte, *Error) {
 	if env == nil {
-		return "", newError(CodeInvalidArgument, "$", "no event given")
+		return nil, newError(CodeInvalidArgument, "$", "no event given")
 	}
 	if err := validateEnvelopeFields(env); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := validateIdempotencyKey(env.IdempotencyKey); err != nil {
-		return "", err
+		return nil, err
 	}
 	// Canonicalise now: "not JSON" is step 2, a float is step 5.
 	canon, cerr := appendCanonicalDoc(make([]byte, 0, 512), env.Payload)
 	if cerr != nil {
 		cerr.Path = "$.payload" + strings.TrimPrefix(cerr.Path, "$")
 		if cerr.Code != CodeSchemaViolation {
-			return "", cerr
+			return nil, cerr
 		}
 	}
 	if err := validatePayload(env.EventType, env.Payload, opts); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := scanPII(env); err != nil {
-		return "", err
+		return nil, err
 	}
 	if cerr != nil {
-		return "", cerr
+		return nil, cerr
 	}
-	return sha256Hex(canon), nil
+	return canon, nil
 }
 
 func validateEnvelopeFields(env *Envelope) *Error {
@@ -84,7 +94,7 @@ func validateEnvelopeFields(env *Envelope) *Error {
 	if env.TraceSeq < 0 {
 		return newError(CodeInvalidArgument, "$.trace_seq", fmt.Sprintf("trace_seq must be a non-negative integer, got %d", env.TraceSeq))
 	}
-	if _, err := time.Parse(time.RFC3339, env.OccurredAt); err != nil {
+	if _, err := ParseOccurredAt(env.OccurredAt); err != nil {
 		return newError(CodeInvalidArgument, "$.occurred_at", fmt.Sprintf("occurred_at %q is not an RFC 3339 timestamp; use e.g. 2025-12-31T10:00:00Z", env.OccurredAt))
 	}
 	if !slices.Contains(actorTypes, env.Actor.ActorType) {

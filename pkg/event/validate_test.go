@@ -470,3 +470,20 @@ func TestPIINamesTheFirstPatternInSortedOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateCanonical(t *testing.T) {
+	env := validEnvelope(t, TypeTraceStarted)
+	env.Payload["n"] = json.Number("-0")
+	canon, err := ValidateCanonical(env, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := CanonicalJSON(env.Payload)
+	if string(canon) != string(want) || !strings.Contains(string(canon), `"n":0`) {
+		t.Errorf("canonical %s, want %s", canon, want)
+	}
+	env.Payload["f"] = json.Number("2.5")
+	if _, err := ValidateCanonical(env, Options{}); err == nil || err.Path != "$.payload.f" {
+		t.Errorf("float: %v", err)
+	}
+}
