@@ -524,3 +524,17 @@ func TestDocsCoverEveryField(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkLoadBytes(b *testing.B) {
+	data, err := os.ReadFile("../../manifests/small-server.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := envMap(map[string]string{"SECRET_KEY_BASE": strings.Repeat("q", 64)})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, diags, err := LoadBytes("small-server.yaml", data, env); err != nil || diags.HasErrors() {
+			b.Fatal(err, diags)
+		}
+	}
+}
