@@ -157,6 +157,7 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newDocsCmds,
 	newValidateCmds,
 	newDBCmds,
+	newDoctorCmds,
 	newUpCmds,
 }
 

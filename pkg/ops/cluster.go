@@ -345,7 +345,7 @@ func (c *Cluster) prepareDataDir() (initialized bool, err error) {
 		if err := c.user.chown(dir); err != nil {
 			return false, err
 		}
-		return false, c.checkReachable(dir)
+		return false, checkReachable(dir, c.user)
 	case err != nil:
 		return false, fmt.Errorf("%w: %v", ErrDataDir, err)
 	case !fi.IsDir():
@@ -354,7 +354,7 @@ func (c *Cluster) prepareDataDir() (initialized bool, err error) {
 	if err := checkOwner(dir, fi, c.user); err != nil {
 		return false, err
 	}
-	if err := c.checkReachable(dir); err != nil {
+	if err := checkReachable(dir, c.user); err != nil {
 		return false, err
 	}
 	// PostgreSQL refuses data directories readable by others.
@@ -411,8 +411,8 @@ func checkOwner(dir string, fi os.FileInfo, u runUser) error {
 
 // checkReachable fails when the cluster's user cannot traverse the parents
 // of dir (a 0700 home or temp directory owned by root, for example).
-func (c *Cluster) checkReachable(dir string) error {
-	if !c.user.switched {
+func checkReachable(dir string, u runUser) error {
+	if !u.switched {
 		return nil
 	}
 	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
@@ -420,8 +420,8 @@ func (c *Cluster) checkReachable(dir string) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrDataDir, err)
 		}
-		if !c.user.canTraverse(fi) {
-			return fmt.Errorf("%w: %s (mode %#o) cannot be traversed by %s, who runs the cluster: chmod o+x %s or choose a data directory outside it", ErrDataDir, p, fi.Mode().Perm(), c.user.name, p)
+		if !u.canTraverse(fi) {
+			return fmt.Errorf("%w: %s (mode %#o) cannot be traversed by %s, who runs the cluster: chmod o+x %s or choose a data directory outside it", ErrDataDir, p, fi.Mode().Perm(), u.name, p)
 		}
 		if p == filepath.Dir(p) {
 			return nil

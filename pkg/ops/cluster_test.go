@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -159,6 +160,10 @@ func TestClusterLifecycle(t *testing.T) {
 		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && f[len(f)-1] == "trust" {
 			t.Fatalf("pg_hba.conf has a trust line: %q", line)
 		}
+	}
+	// The same URL works for libpq tools such as pg_dump.
+	if out, err := exec.Command(c.Binaries().PgDump, "--schema-only", "--dbname="+c.URL()).CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump with the cluster URL: %v\n%s", err, out)
 	}
 	pw, err := os.Stat(cfg.DataDir + ".password")
 	if err != nil {
