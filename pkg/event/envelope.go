@@ -37,6 +37,18 @@ type Envelope struct {
 	Tags             []string       `json:"tags"`
 }
 
+// ApplyDefaults fills what the JSON loader defaults (events spec §2.1) for
+// an envelope built in Go: schema_version 0 becomes 1 and nil tags become
+// []. Optional ids stay nil (null). DecodeEnvelope has already done this.
+func (e *Envelope) ApplyDefaults() {
+	if e.SchemaVersion == 0 {
+		e.SchemaVersion = 1
+	}
+	if e.Tags == nil {
+		e.Tags = []string{}
+	}
+}
+
 // StoredEvent is an envelope plus what storage assigns to it.
 type StoredEvent struct {
 	Envelope

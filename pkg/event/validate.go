@@ -224,12 +224,12 @@ func checkFields(path string, m map[string]any, fields []field) *Error {
 				return newError(CodeSchemaViolation, path+keySegment(f.key), fmt.Sprintf("%s must be a non-empty string", f.key))
 			}
 		case fList:
-			if _, ok := v.([]any); !ok {
+			if !isList(v) {
 				return newError(CodeSchemaViolation, path+keySegment(f.key), fmt.Sprintf("%s must be a JSON array", f.key))
 			}
 		case fObject:
-			sub, ok := v.(map[string]any)
-			if !ok || sub == nil {
+			sub, ok := asObject(v)
+			if !ok {
 				return newError(CodeSchemaViolation, path+keySegment(f.key), fmt.Sprintf("%s must be a JSON object", f.key))
 			}
 			if err := checkFields("", sub, f.sub); err != nil {
@@ -239,6 +239,36 @@ func checkFields(path string, m map[string]any, fields []field) *Error {
 		}
 	}
 	return nil
+}
+
+// isList and asObject accept the Go shapes CanonicalJSON accepts
+// ([]string, map[string]string) besides decoded JSON, so a payload built in
+// Go validates the same as its JSON text.
+func isList(v any) bool {
+	switch x := v.(type) {
+	case []any:
+		return x != nil
+	case []string:
+		return x != nil
+	}
+	return false
+}
+
+func asObject(v any) (map[string]any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		return x, x != nil
+	case map[string]string:
+		if x == nil {
+			return nil, false
+		}
+		m := make(map[string]any, len(x))
+		for k, s := range x {
+			m[k] = s
+		}
+		return m, true
+	}
+	return nil, false
 }
 
 func eventKindName(k fieldKind) string {

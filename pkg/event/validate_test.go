@@ -487,3 +487,37 @@ func TestValidateCanonical(t *testing.T) {
 		t.Errorf("float: %v", err)
 	}
 }
+
+func TestValidateGoShapedPayloads(t *testing.T) {
+	env := validEnvelope(t, TypePolicyEvaluated)
+	env.Payload["inputs"] = []string{"deal_size"}
+	env.Payload["policy"] = map[string]string{"policy_id": "p", "policy_version": "1"}
+	if err := Validate(env, Options{Strict: true}); err != nil {
+		t.Errorf("Go-shaped payload: %v", err)
+	}
+	env.Payload["policy"] = map[string]string{"policy_id": "p"}
+	assertValidate(t, env, Options{}, CodeSchemaViolation, "$.payload.policy.policy_version")
+	env.Payload["policy"] = map[string]string{"policy_id": "p", "policy_version": "1"}
+	env.Payload["inputs"] = []string(nil)
+	assertValidate(t, env, Options{}, CodeSchemaViolation, "$.payload.inputs")
+	env.Payload["inputs"] = []string{"token=x"}
+	assertValidate(t, env, Options{}, CodePIIPolicyViolation, "$.payload.inputs[0]")
+}
+
+func TestApplyDefaults(t *testing.T) {
+	env := validEnvelope(t, TypeTraceStarted)
+	env.SchemaVersion, env.Tags = 0, nil
+	assertValidate(t, env, Options{}, CodeSchemaViolation, "$.schema_version")
+	env.ApplyDefaults()
+	if env.SchemaVersion != 1 || env.Tags == nil || len(env.Tags) != 0 {
+		t.Errorf("defaults: %d %#v", env.SchemaVersion, env.Tags)
+	}
+	if err := Validate(env, Options{}); err != nil {
+		t.Error(err)
+	}
+	env.SchemaVersion = 4
+	env.ApplyDefaults()
+	if env.SchemaVersion != 4 {
+		t.Error("ApplyDefaults overwrote a set schema_version")
+	}
+}
