@@ -42,3 +42,29 @@ bench:
 
 clean:
 	rm -rf dg dist
+
+# Release tooling (.goreleaser.yaml, docs/install.md). Not part of `make test`;
+# CI runs release-check. goreleaser is pinned and built once into bin/ by
+# scripts/goreleaser.sh, which both goreleaser targets share.
+.PHONY: release-check release-snapshot package-check man completions
+
+release-check:
+	@scripts/goreleaser.sh check
+
+# Every archive, the .deb/.rpm packages and checksums.txt into dist/, then
+# scripts/check-packages.sh inspects them.
+release-snapshot:
+	@scripts/goreleaser.sh release --snapshot --clean
+	@scripts/check-packages.sh
+
+package-check:
+	@scripts/check-packages.sh
+
+MAN_DIR ?= bin/man
+COMPLETIONS_DIR ?= bin/completions
+
+man:
+	$(GO) run ./cmd/dg docs man --dir $(MAN_DIR)
+
+completions:
+	$(GO) run ./cmd/dg docs completions --dir $(COMPLETIONS_DIR)

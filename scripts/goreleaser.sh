@@ -45,4 +45,13 @@ if [ "${1:-}" = "--install-only" ]; then
 	exit 0
 fi
 cd "$root"
+# goreleaser reads the commit, its date and the tag from git, but gives up on
+# all of them (commit "none", date 0001-01-01) when `git ls-remote --get-url`
+# fails, as it does in a clone without a remote. Supply the project URL
+# through the environment (never written to .git/config) in that case.
+if [ -z "$(git remote 2>/dev/null)" ] && [ -z "${GIT_CONFIG_COUNT:-}" ]; then
+	export GIT_CONFIG_COUNT=1
+	export GIT_CONFIG_KEY_0=remote.origin.url
+	export GIT_CONFIG_VALUE_0="${DG_GIT_URL:-https://github.com/decisiongraph/dg.git}"
+fi
 exec "$bin" "$@"
