@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
@@ -50,7 +51,7 @@ func newDBStartCmd(a *app) *cobra.Command {
 			}
 			already, err := c.Start(cmd.Context())
 			if err != nil {
-				return err
+				return clusterError(err)
 			}
 			st, err := c.Status(cmd.Context())
 			if err != nil {
@@ -90,7 +91,7 @@ func newDBStopCmd(a *app) *cobra.Command {
 			}
 			if before.Running {
 				if err := c.Stop(cmd.Context()); err != nil {
-					return err
+					return clusterError(err)
 				}
 			}
 			st, err := c.Status(cmd.Context())
@@ -187,4 +188,14 @@ func managedClusterConfig(a *app, m *manifest.Manifest) ops.ClusterConfig {
 		LookupEnv: a.env,
 		Logger:    a.logger,
 	}
+}
+
+// clusterError maps a cluster failure to its exit code: another run holding
+// the cluster's lock is exit 4, everything else operational (exit 3); the
+// messages already say what to do.
+func clusterError(err error) error {
+	if errors.Is(err, ops.ErrLocked) {
+		return lockedError(err)
+	}
+	return err
 }

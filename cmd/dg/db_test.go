@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -190,5 +191,22 @@ func TestDBExternalModeIsUsageError(t *testing.T) {
 	code, out, errOut := runDG(t, pathOnlyEnv, "db", "start", "-f", mf)
 	if code != exitUsage || !strings.Contains(errOut, "external") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func TestDBStartLockedExits4(t *testing.T) {
+	dir := reachableTempDir(t)
+	mf := writeManagedManifest(t, dir, testFreePort(t), "")
+	f, err := os.OpenFile(filepath.Join(dir, "pgdata.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runDG(t, pathOnlyEnv, "db", "start", "-f", mf)
+	if code != exitLocked || !strings.Contains(errOut, "another dg run") {
+		t.Fatalf("exit %d, want %d\n%s%s", code, exitLocked, out, errOut)
 	}
 }

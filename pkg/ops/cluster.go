@@ -38,6 +38,8 @@ var (
 	ErrOlderDataDir = errors.New("data directory is from an older PostgreSQL major version")
 	// ErrRunAs: the configured run-as user cannot be used.
 	ErrRunAs = errors.New("cannot run the cluster as the configured user")
+	// ErrLocked: another run is starting or stopping the same cluster.
+	ErrLocked = errors.New("another dg run is starting or stopping this cluster")
 	// ErrDataDir: the data directory is unusable for another reason (not a
 	// directory, not empty, unreachable for the cluster's user...).
 	ErrDataDir = errors.New("data directory unusable")
@@ -220,6 +222,11 @@ func (c *Cluster) DatabaseURL(name string) string {
 // cluster is already running it only ensures the database and reports
 // alreadyRunning.
 func (c *Cluster) Start(ctx context.Context) (alreadyRunning bool, err error) {
+	unlock, err := c.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	st, err := c.Status(ctx)
 	if err != nil {
 		return false, err
@@ -275,6 +282,11 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	if !st.Running {
 		return nil
 	}
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	c.log.Info("stopping managed postgres", "data_dir", c.cfg.DataDir, "pid", st.PID)
 	out, err := c.command(ctx, "pg_ctl", "stop", "-D", c.cfg.DataDir, "-m", "fast", "-w", "-t", "60", "-s").CombinedOutput()
 	if err != nil {
@@ -326,6 +338,31 @@ func (c *Cluster) Status(ctx context.Context) (ClusterStatus, error) {
 		st.SocketDir = pf.socketDir
 	}
 	return st, nil
+}
+
+// LockFile is held (flock) while a run starts or stops the cluster, so
+// two runs never initdb or start one data directory at once.
+func (c *Cluster) LockFile() string { return c.cfg.DataDir + ".lock" }
+
+func (c *Cluster) lock() (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(c.cfg.DataDir), 0o755); err != nil {
+		return nil, fmt.Errorf("%w: create parent of %s: %v", ErrDataDir, c.cfg.DataDir, err)
+	}
+	f, err := os.OpenFile(c.LockFile(), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file %s: %w", c.LockFile(), err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s is held): wait for it to finish and try again", ErrLocked, c.LockFile())
+		}
+		return nil, fmt.Errorf("lock %s: %w", c.LockFile(), err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // prepareDataDir creates the data directory when missing and checks an

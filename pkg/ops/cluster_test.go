@@ -406,3 +406,22 @@ func TestParseVersion(t *testing.T) {
 		t.Error("ParseVersion accepted non-PostgreSQL output")
 	}
 }
+
+func TestClusterLockedByAnotherRun(t *testing.T) {
+	c := newCluster(t, ops.ClusterConfig{DataDir: filepath.Join(sharedDir(t), "pgdata"), Port: freePort(t)})
+	f, err := os.OpenFile(c.LockFile(), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Start(context.Background())
+	if !errors.Is(err, ops.ErrLocked) {
+		t.Fatalf("Start while another run holds the lock: err = %v, want ErrLocked", err)
+	}
+	if _, statErr := os.Stat(c.DataDir()); !errors.Is(statErr, os.ErrNotExist) {
+		t.Fatalf("Start touched the data directory while locked out: %v", statErr)
+	}
+}
