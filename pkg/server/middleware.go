@@ -91,6 +91,8 @@ func (s *Server) withRecoverAndLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		ctx, lf := withLogFields(r.Context()) // tenant and account, filled in by API auth
+		r = r.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -102,9 +104,9 @@ func (s *Server) withRecoverAndLog(next http.Handler) http.Handler {
 					s.writeError(rec, r, http.StatusInternalServerError, "internal_error", "internal server error", nil)
 				}
 			}
-			s.log.InfoContext(r.Context(), "request",
+			s.log.InfoContext(r.Context(), "request", append([]any{
 				"request_id", requestID(r.Context()), "method", r.Method, "path", r.URL.EscapedPath(),
-				"status", rec.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+				"status", rec.status, "duration_ms", float64(time.Since(start).Microseconds()) / 1000}, lf.attrs()...)...)
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -47,6 +47,10 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	accounts, err := LoadAccounts(m, opts.LookupEnv, log) // before Postgres: misconfiguration fails fast
+	if err != nil {
+		return err
+	}
 	n := &node{m: m, log: log}
 	defer func() {
 		if cerr := n.close(); cerr != nil && err == nil {
@@ -65,8 +69,9 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 		Env:            m.Server.Env,
 		RequestTimeout: m.Server.RequestTimeout,
 		Readiness:      n.readiness(),
-		HealthDetails:  n.healthDetails(),
+		HealthDetails:  withAuthHealth(n.healthDetails(), accounts),
 		Logger:         log,
+		API:            n.apiConfig(ctx, accounts),
 	})
 	log.Info("dg is starting the API", "listen", m.Server.Listen, "env", m.Server.Env)
 	return srv.Run(ctx, func(addr net.Addr) {

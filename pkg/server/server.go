@@ -33,6 +33,8 @@ type Config struct {
 	// never as a failed probe.
 	HealthDetails map[string]func(ctx context.Context) (any, error)
 	Logger        *slog.Logger
+	// API, when set, serves the authenticated /api/v1 routes (api.go).
+	API *APIConfig
 }
 
 // Server is dg's HTTP server.
@@ -58,6 +60,9 @@ func New(cfg Config) *Server {
 	s.router = &router{s: s}
 	s.router.handle(http.MethodGet, "/api/healthz", s.handleHealthz)
 	s.router.handle(http.MethodGet, "/api/readyz", s.handleReadyz)
+	if cfg.API != nil {
+		registerAPI(s, cfg.API)
+	}
 	s.handler = s.withRequestID(s.withRecoverAndLog(s.withDeadline(s.router)))
 	return s
 }

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// traceResponse is the data of GET /api/v1/traces/{trace_id}.
+type traceResponse struct {
+	Events  []json.RawMessage `json:"events"`
+	Summary any               `json:"summary"`
+}
+
+// handleGetTrace returns a trace's events (trace_seq order) and its
+// projected summary. The summary comes from APIConfig.TraceSummary, which
+// answers 409 projection_out_of_date while the trace_summary projection
+// is behind and 404 when it has no row; without that hook the summary is
+// null and a trace with no events is 404.
+func (a *api) handleGetTrace(w http.ResponseWriter, r *http.Request, p *Principal) {
+	traceID := pathParam(r, "trace_id")
+	var summary any
+	if a.cfg.TraceSummary != nil {
+		s, err := a.cfg.TraceSummary(r.Context(), p.Tenant, traceID)
+		if err != nil {
+			a.writeFailure(w, r, err)
+			return
+		}
+		summary = s
+	}
+	var out []json.RawMessage
+	since := int64(-1)
+	for {
+		evs, err := a.cfg.Log.TraceEvents(r.Context(), p.Tenant, traceID, since, store.MaxQueryLimit)
+		if code, ok := event.CodeOf(err); ok && code == event.CodeNotFound {
+			if len(out) > 0 {
+				break
+			}
+			a.s.writeError(w, r, http.StatusNotFound, "not_found", "Trace not found: "+traceID, map[string]any{"trace_id": traceID})
+			return
+		}
+		if err != nil {
+			a.writeFailure(w, r, err)
+			return
+		}
+		for _, ev := range evs {
+			raw, err := event.EncodeStoredEvent(ev)
+			if err != nil {
+				a.writeFailure(w, r, fmt.Errorf("encode event %s: %w", ev.EventID, err))
+				return
+			}
+			out = append(out, raw)
+		}
+		if len(evs) < store.MaxQueryLimit {
+			break
+		}
+		since = evs[len(evs)-1].TraceSeq
+	}
+	a.s.writeData(w, r, http.StatusOK, traceResponse{Events: out, Summary: summary})
+}
