@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -249,5 +250,48 @@ func TestManifestResolution(t *testing.T) {
 	m, err := a.loadManifest()
 	if err != nil || m.Server.Listen != "127.0.0.1:4200" || m.Path != "dg.yaml" {
 		t.Errorf("loadManifest: %v, %+v", err, m)
+	}
+}
+
+// dg validate, run from the repository root, prints exactly the golden
+// diagnostics of pkg/manifest's tests (text plus a summary line, and the
+// JSON report).
+func TestValidateMatchesGoldenFiles(t *testing.T) {
+	t.Chdir("../..")
+	files, err := filepath.Glob("testdata/manifests/*.yaml")
+	if err != nil || len(files) < 15 {
+		t.Fatalf("test manifests: %v, %d files", err, len(files))
+	}
+	env := map[string]string{"DG_TEST_PORT": "4100", "DG_TEST_SECRET": strings.Repeat("s", 64), "DG_TEST_PASSWORD": "hunter2"}
+	for _, file := range files {
+		golden := strings.TrimSuffix(file, ".yaml")
+		wantText, err := os.ReadFile(golden + ".txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantJSON, err := os.ReadFile(golden + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runManifestCmd(t, env, "validate", file)
+		var r manifest.Report
+		if err := json.Unmarshal(wantJSON, &r); err != nil {
+			t.Fatal(err)
+		}
+		wantCode, verdict := exitOK, "valid"
+		if !r.Valid {
+			wantCode, verdict = exitCheckFailed, "invalid"
+		}
+		if code != wantCode {
+			t.Errorf("%s: exit %d, want %d (stderr %s)", file, code, wantCode, stderr)
+		}
+		summary := fmt.Sprintf("%s: %s (%s)\n", file, verdict, manifest.Diagnostics(r.Diagnostics).Summary())
+		if stdout != string(wantText)+summary {
+			t.Errorf("%s: text differs\n--- got\n%s--- want\n%s%s", file, stdout, wantText, summary)
+		}
+		_, stdout, _ = runManifestCmd(t, env, "validate", "-o", "json", file)
+		if stdout != string(wantJSON) {
+			t.Errorf("%s: JSON differs\n--- got\n%s--- want\n%s", file, stdout, wantJSON)
+		}
 	}
 }
