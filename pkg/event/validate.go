@@ -37,7 +37,7 @@ const MaxIdempotencyKeyBytes = 200
 //     (CodePIIPolicyViolation); floats anywhere in the payload
 //     (CodeSchemaViolation).
 func Validate(env *Envelope, opts Options) *Error {
-	_, err := ValidateAndHash(env, opts)
+	_, err := ValidateCanonical(env, opts)
 	return err
 }
 
@@ -85,6 +85,9 @@ func ValidateCanonical(env *Envelope, opts Options) ([]byte, *Error) {
 }
 
 func validateEnvelopeFields(env *Envelope) *Error {
+	if err := checkEnvelopeUTF8(env); err != nil {
+		return err
+	}
 	if strings.TrimSpace(env.EventID) == "" {
 		return newError(CodeInvalidArgument, "$.event_id", "event_id is required and must not be blank")
 	}
@@ -115,6 +118,39 @@ func validateEnvelopeFields(env *Envelope) *Error {
 	for i, t := range env.Tags {
 		if strings.TrimSpace(t) == "" {
 			return newError(CodeSchemaViolation, "$.tags"+indexSegment(i), "tags must be non-blank strings")
+		}
+	}
+	return nil
+}
+
+// checkEnvelopeUTF8 rejects envelope strings that are not UTF-8 (only an
+// envelope built in Go can hold them; DecodeEnvelope refuses such input).
+func checkEnvelopeUTF8(env *Envelope) *Error {
+	fields := [...]struct {
+		path string
+		s    *string
+	}{
+		{"$.event_id", &env.EventID},
+		{"$.trace_id", &env.TraceID},
+		{"$.event_type", &env.EventType},
+		{"$.occurred_at", &env.OccurredAt},
+		{"$.source.producer_id", &env.Source.ProducerID},
+		{"$.source.system", &env.Source.System},
+		{"$.source.subsystem", env.Source.Subsystem},
+		{"$.actor.actor_type", &env.Actor.ActorType},
+		{"$.actor.actor_id", &env.Actor.ActorID},
+		{"$.correlation_id", env.CorrelationID},
+		{"$.causation_event_id", env.CausationEventID},
+		{"$.idempotency_key", &env.IdempotencyKey},
+	}
+	for _, f := range fields {
+		if f.s != nil && !utf8.ValidString(*f.s) {
+			return newError(CodeInvalidArgument, f.path, "value is not valid UTF-8 text")
+		}
+	}
+	for i, t := range env.Tags {
+		if !utf8.ValidString(t) {
+			return newError(CodeInvalidArgument, "$.tags"+indexSegment(i), "value is not valid UTF-8 text")
 		}
 	}
 	return nil

@@ -521,3 +521,22 @@ func TestApplyDefaults(t *testing.T) {
 		t.Error("ApplyDefaults overwrote a set schema_version")
 	}
 }
+
+func TestValidateRejectsInvalidUTF8InEnvelope(t *testing.T) {
+	bad := "ok\xff"
+	cases := map[string]func(*Envelope){
+		"$.event_id":           func(e *Envelope) { e.EventID = bad },
+		"$.trace_id":           func(e *Envelope) { e.TraceID = bad },
+		"$.event_type":         func(e *Envelope) { e.EventType = bad },
+		"$.source.subsystem":   func(e *Envelope) { e.Source.Subsystem = &bad },
+		"$.actor.actor_id":     func(e *Envelope) { e.Actor.ActorID = bad },
+		"$.causation_event_id": func(e *Envelope) { e.CausationEventID = &bad },
+		"$.idempotency_key":    func(e *Envelope) { e.IdempotencyKey = bad },
+		"$.tags[0]":            func(e *Envelope) { e.Tags = []string{bad} },
+	}
+	for path, mutate := range cases {
+		env := validEnvelope(t, TypeTraceStarted)
+		mutate(env)
+		assertValidate(t, env, Options{}, CodeInvalidArgument, path)
+	}
+}
