@@ -62,10 +62,14 @@ func TestFixturesDecodeAndValidate(t *testing.T) {
 			}
 			for i := range events {
 				e := &events[i]
+				before, _ := EncodeEnvelope(e)
 				for _, strict := range []bool{false, true} {
 					if verr := Validate(e, Options{Strict: strict}); verr != nil {
 						t.Errorf("%s event %d (%s, strict=%v): %v", f, i, e.EventID, strict, verr)
 					}
+				}
+				if after, _ := EncodeEnvelope(e); string(after) != string(before) {
+					t.Errorf("event %d: Validate modified the envelope", i)
 				}
 				// Encoding and decoding again gives the same event and hash.
 				b, err := EncodeEnvelope(e)
