@@ -8,9 +8,11 @@ import (
 	"unicode/utf8"
 )
 
-// piiPatterns are the forbidden substrings of events spec §5.3, lower-cased
-// and sorted so the error names the lexicographically first match. Neither
-// table is modified after package initialisation.
+// piiPatterns are the forbidden substrings of events spec §5.3 as the
+// reference spells them, sorted (byte order, so upper case first) so an
+// error names the lexicographically first match; piiLower holds the same
+// patterns lower-cased, in the same order, for matching. Neither table is
+// modified after package initialisation.
 var piiPatterns = func() []string {
 	p := []string{
 		"Bearer ", "xoxb-", "xoxp-", "xoxa-", "xoxr-", "sk-", "ghp_", "gho_",
@@ -19,18 +21,23 @@ var piiPatterns = func() []string {
 		"-----BEGIN OPENSSH PRIVATE KEY", "AKIA", "ASIA", "api_key=", "apikey=",
 		"api-key:", "password=", "passwd=", "secret=", "token=",
 	}
-	for i := range p {
-		p[i] = strings.ToLower(p[i])
-	}
 	slices.Sort(p)
 	return p
+}()
+
+var piiLower = func() []string {
+	l := make([]string, len(piiPatterns))
+	for i, p := range piiPatterns {
+		l[i] = strings.ToLower(p)
+	}
+	return l
 }()
 
 // piiByFirst maps a byte (either case) to the indexes of the patterns
 // starting with it, so a string is scanned once instead of once per
 // pattern.
 var piiByFirst = func() (t [256][]uint8) {
-	for i, p := range piiPatterns {
+	for i, p := range piiLower {
 		c := p[0]
 		t[c] = append(t[c], uint8(i))
 		if c >= 'a' && c <= 'z' {
@@ -170,8 +177,8 @@ func scanString(path, s string) *Error {
 	return nil
 }
 
-// piiMatch returns the lexicographically first pattern s contains,
-// case-insensitively, or "". Case folding follows Python's str.lower:
+// piiMatch returns the lexicographically first pattern (as the reference
+// spells it) that s contains, case-insensitively, or "". Case folding follows Python's str.lower:
 // ASCII letters fold in place; strings with other characters are
 // lower-cased first, including Python's one unconditional multi-rune
 // mapping (U+0130 to "i" + U+0307), which Go's ToLower lacks.
@@ -185,7 +192,7 @@ func piiMatch(s string) string {
 	var found uint32
 	for i := 0; i < len(s); i++ {
 		for _, pi := range piiByFirst[s[i]] {
-			if hasPrefixFold(s[i:], piiPatterns[pi]) {
+			if hasPrefixFold(s[i:], piiLower[pi]) {
 				found |= 1 << pi
 			}
 		}

@@ -453,12 +453,15 @@ func assertValidate(t *testing.T, env *Envelope, opts Options, code Code, path s
 }
 
 func TestPIINamesTheFirstPatternInSortedOrder(t *testing.T) {
+	// Sorted as the reference spells the patterns: upper case first, so
+	// "ASIA" comes before "api_key=".
 	cases := map[string]string{
-		"-----BEGIN RSA PRIVATE KEY-----": "-----begin",
+		"-----BEGIN RSA PRIVATE KEY-----": "-----BEGIN",
 		"api_key=sk-123":                  "api_key=",
 		"token=1 password=2":              "password=",
-		"x ASIA and AKIA":                 "akia",
-		"Bearer sk-":                      "bearer ",
+		"x ASIA and AKIA":                 "AKIA",
+		"asia api_key=":                   "ASIA",
+		"Bearer sk-":                      "Bearer ",
 		"plain text":                      "",
 		"":                                "",
 		"sk":                              "",
