@@ -204,3 +204,14 @@ func TestPanickingTestLeaksNoCluster(t *testing.T) {
 		t.Fatalf("stale cluster dir %s not reaped: %v", clusterDir, err)
 	}
 }
+
+// BenchmarkNew measures what a test pays for a fresh migrated database: the
+// clone of the template and a pool (the drops run after the timing).
+func BenchmarkNew(b *testing.B) {
+	pgtest.New(b) // start the cluster and build the template outside the timing
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pgtest.New(b)
+	}
+	b.StopTimer()
+}

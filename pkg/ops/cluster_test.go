@@ -425,3 +425,50 @@ func TestClusterLockedByAnotherRun(t *testing.T) {
 		t.Fatalf("Start touched the data directory while locked out: %v", statErr)
 	}
 }
+
+// TestClusterAsUnprivilegedUser re-runs the lifecycle test as the postgres
+// account when the tests run as root, covering a non-root dg that runs its
+// cluster as itself (socket and data directory owned by it).
+func TestClusterAsUnprivilegedUser(t *testing.T) {
+	if os.Getenv("DG_OPS_TEST_NONROOT") != "" {
+		return // already the child: TestClusterLifecycle covers it
+	}
+	if os.Geteuid() != 0 {
+		t.Log("not root: TestClusterLifecycle already ran unprivileged")
+		return
+	}
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(pg.Uid)
+	gid, _ := strconv.Atoi(pg.Gid)
+	// A short directory: the child's own t.TempDir paths nest inside it and
+	// the socket path must stay under 108 bytes.
+	dir, err := os.MkdirTemp("", "dgnr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	// The test binary sits in a 0700 build directory: copy it where
+	// postgres can execute it.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "ops.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestClusterLifecycle$", "-test.count=1", "-test.v")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + dir, "HOME=" + dir, "DG_OPS_TEST_NONROOT=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestClusterLifecycle") {
+		t.Fatalf("lifecycle as postgres: %v\n%s", err, out)
+	}
+}
