@@ -3,7 +3,6 @@ package event
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 )
@@ -43,49 +42,70 @@ func EventHash(e *StoredEvent) (string, error) {
 	if e == nil {
 		return "", newError(CodeInvalidArgument, "", "no event to hash")
 	}
-	b, err := appendCanonicalDoc(make([]byte, 0, 512), eventHashInput(e))
+	b, err := appendEventHashInput(make([]byte, 0, 640), e)
 	if err != nil {
 		return "", fmt.Errorf("hash event %s: %w", e.EventID, err)
 	}
 	return sha256Hex(b), nil
 }
 
-func eventHashInput(e *StoredEvent) map[string]any {
-	tags := make([]any, len(e.Tags))
+// appendEventHashInput writes the canonical JSON of the hash input
+// directly, members already in code-point order, because the single
+// appender computes it for every event. chain_test.go checks it against
+// CanonicalJSON of the same object built as a map.
+func appendEventHashInput(b []byte, e *StoredEvent) ([]byte, *Error) {
+	var err *Error
+	// str writes prefix and then v as a JSON string; path names v in errors.
+	str := func(prefix, path, v string) {
+		if err != nil {
+			return
+		}
+		b = append(b, prefix...)
+		if b, err = appendCanonicalString(b, v); err != nil {
+			err.Path = path
+		}
+	}
+	opt := func(prefix, path string, v *string) {
+		if v == nil {
+			b = append(b, prefix...)
+			b = append(b, "null"...)
+			return
+		}
+		str(prefix, path, *v)
+	}
+	str(`{"actor":{"actor_id":`, "$.actor.actor_id", e.Actor.ActorID)
+	str(`,"actor_type":`, "$.actor.actor_type", e.Actor.ActorType)
+	opt(`},"causation_event_id":`, "$.causation_event_id", e.CausationEventID)
+	opt(`,"correlation_id":`, "$.correlation_id", e.CorrelationID)
+	str(`,"event_id":`, "$.event_id", e.EventID)
+	str(`,"event_type":`, "$.event_type", e.EventType)
+	str(`,"idempotency_key":`, "$.idempotency_key", e.IdempotencyKey)
+	b = append(b, `,"log_seq":`...)
+	b = strconv.AppendInt(b, e.LogSeq, 10)
+	str(`,"occurred_at":`, "$.occurred_at", e.OccurredAt)
+	str(`,"payload_hash":`, "$.payload_hash", e.PayloadHash)
+	b = append(b, `,"schema_version":`...)
+	b = strconv.AppendInt(b, e.SchemaVersion, 10)
+	str(`,"source":{"producer_id":`, "$.source.producer_id", e.Source.ProducerID)
+	opt(`,"subsystem":`, "$.source.subsystem", e.Source.Subsystem)
+	str(`,"system":`, "$.source.system", e.Source.System)
+	b = append(b, `},"tags":[`...)
 	for i, t := range e.Tags {
-		tags[i] = t
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		str(sep, "$.tags", t)
 	}
-	return map[string]any{
-		"tenant_id":   e.TenantID,
-		"event_id":    e.EventID,
-		"trace_id":    e.TraceID,
-		"trace_seq":   json.Number(strconv.FormatInt(e.TraceSeq, 10)),
-		"log_seq":     json.Number(strconv.FormatInt(e.LogSeq, 10)),
-		"event_type":  e.EventType,
-		"occurred_at": e.OccurredAt,
-		"source": map[string]any{
-			"producer_id": e.Source.ProducerID,
-			"system":      e.Source.System,
-			"subsystem":   optString(e.Source.Subsystem),
-		},
-		"actor": map[string]any{
-			"actor_id":   e.Actor.ActorID,
-			"actor_type": e.Actor.ActorType,
-		},
-		"correlation_id":     optString(e.CorrelationID),
-		"causation_event_id": optString(e.CausationEventID),
-		"idempotency_key":    e.IdempotencyKey,
-		"schema_version":     json.Number(strconv.FormatInt(e.SchemaVersion, 10)),
-		"tags":               tags,
-		"payload_hash":       e.PayloadHash,
+	str(`],"tenant_id":`, "$.tenant_id", e.TenantID)
+	str(`,"trace_id":`, "$.trace_id", e.TraceID)
+	b = append(b, `,"trace_seq":`...)
+	b = strconv.AppendInt(b, e.TraceSeq, 10)
+	b = append(b, '}')
+	if err != nil {
+		return nil, err
 	}
-}
-
-func optString(p *string) any {
-	if p == nil {
-		return nil
-	}
-	return *p
+	return b, nil
 }
 
 // ChainGenesis is the chain value before a tenant's first event:

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +168,69 @@ func TestVerifyStoredDetectsTampering(t *testing.T) {
 	for name, c := range tamper {
 		err := verifyAll(c.change(buildChain(t, 4)))
 		assertCode(t, name, err, CodeConflict, c.path)
+	}
+}
+
+// eventHashMap is the hash input built as a map, to check the hand-ordered
+// writer of EventHash against CanonicalJSON.
+func eventHashMap(e *StoredEvent) map[string]any {
+	opt := func(p *string) any {
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	tags := []any{}
+	for _, t := range e.Tags {
+		tags = append(tags, t)
+	}
+	return map[string]any{
+		"tenant_id": e.TenantID, "event_id": e.EventID, "trace_id": e.TraceID,
+		"trace_seq": e.TraceSeq, "log_seq": e.LogSeq, "event_type": e.EventType,
+		"occurred_at": e.OccurredAt,
+		"source": map[string]any{"producer_id": e.Source.ProducerID, "system": e.Source.System,
+			"subsystem": opt(e.Source.Subsystem)},
+		"actor":              map[string]any{"actor_id": e.Actor.ActorID, "actor_type": e.Actor.ActorType},
+		"correlation_id":     opt(e.CorrelationID),
+		"causation_event_id": opt(e.CausationEventID),
+		"idempotency_key":    e.IdempotencyKey,
+		"schema_version":     e.SchemaVersion,
+		"tags":               tags,
+		"payload_hash":       e.PayloadHash,
+	}
+}
+
+func TestEventHashWriterMatchesCanonicalJSON(t *testing.T) {
+	sub, corr, cause := "sub\u2028\"x\"", "c\x01", "😀"
+	events := []*StoredEvent{chainEvent()}
+	e := chainEvent()
+	e.Source.Subsystem, e.CorrelationID, e.CausationEventID = &sub, &corr, &cause
+	e.Tags = []string{"a", "<b>", "é"}
+	e.TenantID, e.LogSeq, e.TraceSeq, e.SchemaVersion = "tenant\\1", 1<<62, -3, 0
+	events = append(events, e)
+	for _, ev := range events {
+		want, err := CanonicalJSON(eventHashMap(ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gerr := appendEventHashInput(nil, ev)
+		if gerr != nil {
+			t.Fatal(gerr)
+		}
+		if string(got) != string(want) {
+			t.Errorf("hash input\n got %s\nwant %s", got, want)
+		}
+	}
+	bad := chainEvent()
+	bad.Tags = []string{"ok", "\xff"}
+	if _, err := EventHash(bad); err == nil {
+		t.Error("a tag that is not UTF-8 was hashed")
+	}
+	bad = chainEvent()
+	bad.TenantID = "\xff"
+	_, err := EventHash(bad)
+	var e2 *Error
+	if !errors.As(err, &e2) || e2.Path != "$.tenant_id" || e2.Code != CodeInvalidArgument {
+		t.Errorf("tenant not UTF-8: %v", err)
 	}
 }
