@@ -26,6 +26,10 @@ func TestParseOccurredAt(t *testing.T) {
 		if !got.Equal(want) {
 			t.Errorf("%s: %v, want %v", s, got, want)
 		}
+		// Whatever dg accepts, the rest of dg can parse with the stdlib.
+		if _, err := time.Parse(time.RFC3339, s); err != nil {
+			t.Errorf("%s: accepted here but time.Parse(RFC3339) fails: %v", s, err)
+		}
 	}
 	bad := []string{
 		"", "yesterday", "2025-12-31", "2025-12-31T10:00:00", "2025-12-31T10:00Z",
