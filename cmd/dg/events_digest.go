@@ -15,7 +15,6 @@ type eventsDigestOptions struct {
 	tenant string
 	strict bool
 	db     bool
-	dbURL  string
 }
 
 func newEventsDigestCmd(a *app) *cobra.Command {
@@ -32,8 +31,8 @@ By default the log is held in memory and no database or manifest is needed;
 the same validation and append rules as the Postgres store apply (idempotent
 retries are not appended twice). With --db the same is done through a
 throwaway database created on the PostgreSQL server named by --database-url
-(or DG_TEST_DATABASE_URL, else DATABASE_URL) and dropped afterwards; both
-paths must print the same digests.
+(else DG_TEST_DATABASE_URL, else DATABASE_URL; the user needs CREATEDB) and
+dropped afterwards; both paths must print the same digests.
 
 Exit status: 0 digests printed, 2 bad flags or an input file whose events
 cannot be decoded or are refused by the append rules, 3 a file or the
@@ -56,7 +55,7 @@ database could not be used.`,
 			var res *projection.OfflineResult
 			var err error
 			if o.db {
-				url := o.dbURL
+				url := a.viper.GetString(databaseURLKey)
 				for _, k := range []string{"DG_TEST_DATABASE_URL", "DATABASE_URL"} {
 					if v, ok := a.env(k); ok && url == "" {
 						url = v
@@ -89,6 +88,5 @@ database could not be used.`,
 	f.StringVar(&o.tenant, "tenant", "default", "tenant the events are appended to")
 	f.BoolVar(&o.strict, "strict", false, "reject enum-like payload values outside their documented domains")
 	f.BoolVar(&o.db, "db", false, "go through a throwaway PostgreSQL database instead of memory")
-	f.StringVar(&o.dbURL, "database-url", "", "PostgreSQL server for --db (a database is created on it and dropped)")
 	return cmd
 }

@@ -7,6 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/spf13/viper"
+
+	"github.com/decisiongraph/dg/internal/pgtest"
 )
 
 // goldenDir returns the golden fixtures beside the repository root, or
@@ -38,7 +42,7 @@ func goldenDir(t *testing.T) string {
 func runDigest(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	a := &app{stdout: &out, stderr: &errb, env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	a := &app{stdout: &out, stderr: &errb, viper: viper.New(), env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	cmd := newEventsDigestCmd(a)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
@@ -64,11 +68,10 @@ func TestEventsDigestGolden(t *testing.T) {
 		if code != 0 || out != string(want) {
 			t.Errorf("%s: exit %d, stderr %q\ngot:\n%s\nwant:\n%s", e.Name(), code, errs, out, want)
 		}
-		if url, ok := os.LookupEnv("DG_TEST_DATABASE_URL"); ok {
-			code, out, errs = runDigest(t, map[string]string{"DG_TEST_DATABASE_URL": url}, "--db", filepath.Join(g, e.Name(), "events.json"))
-			if code != 0 || out != string(want) {
-				t.Errorf("%s --db: exit %d, stderr %q\ngot:\n%s\nwant:\n%s", e.Name(), code, errs, out, want)
-			}
+		// The Postgres path must print the same lines.
+		code, out, errs = runDigest(t, map[string]string{"DATABASE_URL": pgtest.ServerURL(t)}, "--db", filepath.Join(g, e.Name(), "events.json"))
+		if code != 0 || out != string(want) {
+			t.Errorf("%s --db: exit %d, stderr %q\ngot:\n%s\nwant:\n%s", e.Name(), code, errs, out, want)
 		}
 	}
 }
