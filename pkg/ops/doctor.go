@@ -140,7 +140,23 @@ type doctor struct {
 }
 
 func (d *doctor) add(id string, st CheckStatus, msg, fix string) {
-	d.checks = append(d.checks, Check{ID: id, Status: st, Message: msg, Fix: fix})
+	d.checks = append(d.checks, Check{ID: id, Status: st, Message: oneLine(msg), Fix: fix})
+}
+
+// oneLine folds multi-line error texts (pgx lists every address it tried)
+// into one line so the report stays a table; repeated lines are dropped.
+func oneLine(s string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || seen[l] {
+			continue
+		}
+		seen[l] = true
+		parts = append(parts, l)
+	}
+	return strings.Join(parts, " ")
 }
 
 func (d *doctor) binaries(ctx context.Context) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/ops"
 )
 
@@ -186,5 +187,21 @@ func TestDoctorExternalUnreachable(t *testing.T) {
 	}
 	if os.Geteuid() == 0 {
 		wantStatus(t, checks, "user", ops.Warn, "root")
+	}
+}
+
+func TestDoctorExternalReachable(t *testing.T) {
+	rep := ops.Doctor(context.Background(), ops.DoctorConfig{
+		External:    true,
+		ExternalURL: pgtest.EmptyURL(t),
+		DiskFail:    1,
+		DiskWarn:    1,
+	})
+	checks := checksByID(t, rep)
+	wantStatus(t, checks, "postgres.reachable", ops.Pass, "answers")
+	wantStatus(t, checks, "postgres.pg_dump", ops.Pass, "(server ")
+	wantStatus(t, checks, "postgres.pg_restore", ops.Pass, "(server ")
+	if !rep.OK {
+		t.Fatalf("reachable external server reported failures: %+v", rep)
 	}
 }
