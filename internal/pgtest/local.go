@@ -23,7 +23,7 @@ const (
 )
 
 // startLocal runs a throwaway cluster through pkg/ops in a temp directory.
-func startLocal(ctx context.Context, env func(string) (string, bool)) (*server, error) {
+func startLocal(ctx context.Context, env func(string) (string, bool), searchRoot string) (*server, error) {
 	reapStale(os.TempDir())
 	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
@@ -50,6 +50,7 @@ func startLocal(ctx context.Context, env func(string) (string, bool)) (*server, 
 		DisableFsync:  true,
 		DieWithParent: true,
 		LookupEnv:     env,
+		SearchRoot:    searchRoot,
 	})
 	if err != nil {
 		return fail(err)

@@ -123,7 +123,7 @@ func get(t testing.TB) *server {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.srv == nil && shared.err == nil {
-		shared.srv, shared.err = acquire(context.Background(), os.LookupEnv)
+		shared.srv, shared.err = acquire(context.Background(), os.LookupEnv, "")
 	}
 	if shared.err != nil {
 		t.Fatalf("%v", shared.err)
@@ -131,14 +131,15 @@ func get(t testing.TB) *server {
 	return shared.srv
 }
 
-// acquire finds a server the three ways, in order.
-func acquire(ctx context.Context, env func(string) (string, bool)) (*server, error) {
+// acquire finds a server the three ways, in order. searchRoot overrides
+// /usr/lib/postgresql in the binary search (tests).
+func acquire(ctx context.Context, env func(string) (string, bool), searchRoot string) (*server, error) {
 	if raw, ok := env(EnvURL); ok && raw != "" {
 		return external(ctx, raw)
 	}
 	localErr := error(nil)
-	if _, err := ops.FindBinaries(ctx, ops.BinarySearch{LookupEnv: env}); err == nil {
-		srv, err := startLocal(ctx, env)
+	if _, err := ops.FindBinaries(ctx, ops.BinarySearch{LookupEnv: env, Root: searchRoot}); err == nil {
+		srv, err := startLocal(ctx, env, searchRoot)
 		if err == nil {
 			return srv, nil
 		}
