@@ -159,6 +159,7 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newDBCmds,
 	newDoctorCmds,
 	newUpCmds,
+	newProjectionsCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {

@@ -206,10 +206,6 @@ func (pg *PG) buildShadow(ctx context.Context, tenant string, set Set, until int
 		return 0, fmt.Errorf("begin shadow build: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
-	// One rebuild of a tenant's shadow at a time.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, batchLockClass, scopeKey(tenant, "shadow")); err != nil {
-		return 0, fmt.Errorf("lock shadow tables of tenant %s: %w", tenant, err)
-	}
 	if err := clearShadow(ctx, tx, tenant, SetAll); err != nil {
 		return 0, err
 	}
@@ -266,6 +262,21 @@ func (pg *PG) Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, er
 		head = h
 	}
 	rep.Head = head
+	// One rebuild or verify of a tenant at a time: they share its shadow
+	// rows. The session lock is held until the shadow rows are dropped.
+	conn, err := pg.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reserve a connection for the rebuild lock: %w", err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, batchLockClass, scopeKey(o.Tenant, "shadow")).Scan(&got); err != nil {
+		return nil, fmt.Errorf("lock shadow tables of tenant %s: %w", o.Tenant, err)
+	}
+	if !got {
+		return nil, fmt.Errorf("tenant %s: %w", o.Tenant, ErrRebuildLocked)
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, batchLockClass, scopeKey(o.Tenant, "shadow")) //nolint:errcheck
 	start := time.Now()
 	n, err := pg.buildShadow(ctx, o.Tenant, set, head)
 	rep.Events = n
@@ -391,6 +402,9 @@ func (pg *PG) swap(ctx context.Context, tenant string, set Set, head int64) erro
 	}
 	return nil
 }
+
+// ErrRebuildLocked means another rebuild or verify of the tenant is running.
+var ErrRebuildLocked = errors.New("another rebuild or verify of this tenant is running; wait for it to finish and retry")
 
 // ErrDiverged is returned by Verify when a rebuilt digest differs.
 var ErrDiverged = errors.New("projection differs from a rebuild of the log")
