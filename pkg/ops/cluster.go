@@ -176,7 +176,10 @@ func NewCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cluster{cfg: cfg, bin: bin, user: u, log: logger}, nil
+	c := &Cluster{cfg: cfg, bin: bin, user: u, log: logger}
+	// Absent before the first initdb; Start reads it again afterwards.
+	c.password, _ = readPassword(cfg.PasswordFile)
+	return c, nil
 }
 
 // Binaries returns the binaries the cluster uses.
@@ -202,9 +205,6 @@ func (c *Cluster) URL() string { return c.DatabaseURL(c.cfg.Database) }
 func (c *Cluster) DatabaseURL(name string) string {
 	if name == "" {
 		name = "postgres"
-	}
-	if c.password == "" {
-		c.password, _ = readPassword(c.cfg.PasswordFile)
 	}
 	q := url.Values{}
 	q.Set("host", c.cfg.SocketDir)
