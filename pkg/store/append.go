@@ -178,18 +178,32 @@ func storageError(err error) error {
 // statement, move the chain heads, notify, commit. Four round trips in all.
 // It returns one answer per request and the new head (0 if nothing was
 // written).
-func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) ([]appendAns, int64, error) {
-	tx, err := s.pool.Begin(ctx)
+func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) (answers []appendAns, head int64, err error) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("begin append transaction: %w", err)
+		return nil, 0, fmt.Errorf("append: get a database connection: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
+	open := false // a transaction may be open on conn
+	defer func() {
+		if open {
+			// Roll back whatever is left; a connection that cannot is
+			// closed so the pool never reuses it mid-transaction.
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+				_ = conn.Conn().Close(rctx)
+			}
+			cancel()
+		}
+		conn.Release()
+	}()
 
-	ix, err := loadBatchIndex(ctx, tx, reqs)
+	// Round trip 1: BEGIN, the append lock, and every lookup.
+	open = true
+	ix, err := loadBatchIndex(ctx, conn.Conn(), reqs)
 	if err != nil {
 		return nil, 0, err
 	}
-	answers := make([]appendAns, len(reqs))
+	answers = make([]appendAns, len(reqs))
 	var fresh []*event.StoredEvent
 	var freshP []*prepared
 	now := recordedNow()
@@ -212,20 +226,22 @@ func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) ([]appendAns, i
 		}
 	}
 	if len(fresh) == 0 {
-		return answers, 0, nil
+		return answers, 0, nil // the deferred ROLLBACK ends the read-only transaction
 	}
-	if err := writeEvents(ctx, tx, fresh, freshP, ix); err != nil {
+	// Round trip 2: insert, chain heads, NOTIFY, COMMIT.
+	if err := writeEvents(ctx, conn.Conn(), fresh, freshP, ix); err != nil {
 		return nil, 0, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, 0, fmt.Errorf("commit append transaction: %w", err)
-	}
+	open = false
+	s.commits.Add(1)
+	s.appended.Add(int64(len(fresh)))
 	return answers, ix.head, nil
 }
 
-// loadBatchIndex takes the append lock and reads, in one round trip, the
-// log state every request of the batch depends on.
-func loadBatchIndex(ctx context.Context, tx pgx.Tx, reqs []*appendReq) (*logIndex, error) {
+// loadBatchIndex opens the append transaction on conn, takes the append
+// lock and reads, all in one round trip, the log state every request of
+// the batch depends on.
+func loadBatchIndex(ctx context.Context, conn *pgx.Conn, reqs []*appendReq) (*logIndex, error) {
 	var (
 		idT, idP, idK []string
 		eidT, eidE    []string
@@ -257,22 +273,29 @@ func loadBatchIndex(ctx context.Context, tx pgx.Tx, reqs []*appendReq) (*logInde
 	}
 
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLockKey)
 	b.Queue(`SELECT COALESCE(max(log_seq), 0) FROM dg_event_log`)
-	b.Queue(`SELECT `+eventColumns+` FROM dg_event_log e
-		JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, p, i)
-		  ON e.tenant_id = k.t AND e.producer_id = k.p AND e.idempotency_key = k.i`, idT, idP, idK)
-	b.Queue(`SELECT e.tenant_id, e.event_id FROM dg_event_log e
-		JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON e.tenant_id = k.t AND e.event_id = k.id`, eidT, eidE)
+	// LATERAL makes each key one unique-index probe whatever the planner
+	// thinks of unnest's row count (a hash join would scan the whole log).
+	b.Queue(`SELECT `+eventColumns+` FROM unnest($1::text[], $2::text[], $3::text[]) AS k(t, p, i)
+		CROSS JOIN LATERAL (SELECT * FROM dg_event_log x
+		  WHERE x.tenant_id = k.t AND x.producer_id = k.p AND x.idempotency_key = k.i) e`, idT, idP, idK)
+	b.Queue(`SELECT e.tenant_id, e.event_id FROM unnest($1::text[], $2::text[]) AS k(t, id)
+		CROSS JOIN LATERAL (SELECT x.tenant_id, x.event_id FROM dg_event_log x
+		  WHERE x.tenant_id = k.t AND x.event_id = k.id) e`, eidT, eidE)
 	b.Queue(`SELECT k.t, k.tr,
 		  (SELECT max(trace_seq) FROM dg_event_log WHERE tenant_id = k.t AND trace_id = k.tr),
 		  EXISTS (SELECT 1 FROM dg_event_log WHERE tenant_id = k.t AND trace_id = k.tr AND event_type = 'TraceFinished')
 		FROM unnest($1::text[], $2::text[]) AS k(t, tr)`, trT, trID)
 	b.Queue(`SELECT tenant_id, chain_hash, event_count FROM dg_chain_heads WHERE tenant_id = ANY($1::text[])`, tenants)
 
-	br := tx.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 	ix := newLogIndex()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("begin append transaction: %w", err)
+	}
 	if _, err := br.Exec(); err != nil {
 		return nil, fmt.Errorf("take append lock: %w", err)
 	}
@@ -354,9 +377,9 @@ func loadBatchIndex(ctx context.Context, tx pgx.Tx, reqs []*appendReq) (*logInde
 }
 
 // writeEvents inserts the batch's new events with one multi-row INSERT,
-// moves the chain heads of their tenants and queues the NOTIFY, in one
-// round trip.
-func writeEvents(ctx context.Context, tx pgx.Tx, evs []*event.StoredEvent, ps []*prepared, ix *logIndex) error {
+// moves the chain heads of their tenants, queues the NOTIFY and commits, in
+// one round trip.
+func writeEvents(ctx context.Context, conn *pgx.Conn, evs []*event.StoredEvent, ps []*prepared, ix *logIndex) error {
 	n := len(evs)
 	var (
 		logSeq, traceSeq, schemaVer                  = make([]int64, n), make([]int64, n), make([]int64, n)
@@ -409,8 +432,23 @@ func writeEvents(ctx context.Context, tx pgx.Tx, evs []*event.StoredEvent, ps []
 		ON CONFLICT (tenant_id) DO UPDATE SET log_seq = EXCLUDED.log_seq, chain_hash = EXCLUDED.chain_hash, event_count = EXCLUDED.event_count`,
 		hT, hSeq, hHash, hCount)
 	b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatInt(ix.head, 10))
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("insert %d events: %w", n, describePgError(err))
+	b.Queue(`COMMIT`)
+	br := conn.SendBatch(ctx, b)
+	for i := range b.Len() {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			if i == b.Len()-1 {
+				return fmt.Errorf("commit %d events: %w", n, describePgError(err))
+			}
+			return fmt.Errorf("insert %d events: %w", n, describePgError(err))
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("commit %d events: %w", n, err)
+	}
+	// COMMIT of a failed transaction answers ROLLBACK without an error.
+	if st := conn.PgConn().TxStatus(); st != 'I' {
+		return fmt.Errorf("commit %d events: connection left in transaction state %q", n, st)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/decisiongraph/dg/pkg/event"
@@ -75,6 +76,9 @@ type Store struct {
 	stopped chan struct{}
 	closeMu sync.RWMutex // held for reading while enqueueing
 	closed  bool
+
+	commits  atomic.Int64 // transactions that wrote events
+	appended atomic.Int64 // events written
 
 	subsMu  sync.Mutex
 	subs    map[int]chan int64
@@ -208,3 +212,19 @@ func (s *Store) publish(head int64) {
 		}
 	}
 }
+
+// Stats counts what this Store's appender has written.
+type Stats struct {
+	Commits  int64 `json:"commits"`  // append transactions that wrote events
+	Appended int64 `json:"appended"` // events written (replays excluded)
+}
+
+// Stats returns the appender's counters; Appended/Commits is the mean
+// group-commit batch size.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Appended: s.appended.Load()}
+}
+
+type statsSnap struct{ commits, appended int64 }
+
+func (s *Store) stats() statsSnap { return statsSnap{s.commits.Load(), s.appended.Load()} }
