@@ -472,3 +472,56 @@ func TestClusterAsUnprivilegedUser(t *testing.T) {
 		t.Fatalf("lifecycle as postgres: %v\n%s", err, out)
 	}
 }
+
+// TestClusterRestartsAfterCrash: a postmaster killed with SIGKILL leaves a
+// stale postmaster.pid; status must say stopped and start must recover.
+func TestClusterRestartsAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	cfg := ops.ClusterConfig{DataDir: filepath.Join(sharedDir(t), "pgdata"), Port: freePort(t), DisableFsync: true, Database: "dg"}
+	c := newCluster(t, cfg)
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if _, err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err = c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status still running %+v after SIGKILL", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "postmaster.pid")); err != nil {
+		t.Fatalf("expected a stale postmaster.pid after SIGKILL: %v", err)
+	}
+	// Orphaned backends notice the postmaster's death and exit; start
+	// retries until PostgreSQL accepts the data directory again.
+	var startErr error
+	for time.Now().Before(deadline) {
+		if _, startErr = newCluster(t, cfg).Start(ctx); startErr == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if startErr != nil {
+		t.Fatalf("start after crash: %v", startErr)
+	}
+	conn, err := pgx.Connect(ctx, c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+}
