@@ -123,6 +123,18 @@ func TestChildScenario(t *testing.T) {
 	case "new":
 		pgtest.New(t)
 		t.Log("pgtest.New returned")
+	case "external":
+		ctx := context.Background()
+		pool := pgtest.New(t)
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n == 0 {
+			t.Fatalf("external test database not migrated: n=%d err=%v", n, err)
+		}
+		var tmpl int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'dg\_template\_%'`).Scan(&tmpl); err != nil || tmpl == 0 {
+			t.Fatalf("no private template on the external server: %d %v", tmpl, err)
+		}
+		t.Log("external server used")
 	case "panic":
 		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, pgtest.NewURL(t))
@@ -214,4 +226,39 @@ func BenchmarkNew(b *testing.B) {
 		pgtest.New(b)
 	}
 	b.StopTimer()
+}
+
+// TestExternalServerFromEnv points a child binary at this binary's server
+// through DG_TEST_DATABASE_URL: it must use it (migrated databases from a
+// private template) and leave nothing behind after its Main.
+func TestExternalServerFromEnv(t *testing.T) {
+	ctx := context.Background()
+	admin := pgtest.ServerURL(t)
+	out, err := runChild(t, "external", pgtest.EnvURL+"="+admin)
+	if err != nil || !strings.Contains(out, "external server used") {
+		t.Fatalf("child on %s failed (err=%v):\n%s", pgtest.EnvURL, err, out)
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var left []string
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'dg\_template\_%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Fatalf("the child left templates on the external server: %v", left)
+	}
 }
