@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/decisiongraph/dg/pkg/store"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // BenchmarkAppend measures Store.Append (validation, rules, hash chain,
@@ -24,7 +25,17 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	for _, clients := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			pool, _ := newTestDB(b)
+			_, dbURL := newTestDB(b)
+			cfg, err := pgxpool.ParseConfig(dbURL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg.MaxConns = 80 // the raw baseline's 64 clients each need a connection
+			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pool.Close()
 			b.ResetTimer()
 			rep, err := store.RunAppendBench(context.Background(), pool, store.BenchOptions{Events: b.N, Clients: []int{clients}, Raw: true})
 			if err != nil {
