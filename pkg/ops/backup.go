@@ -50,10 +50,11 @@ type BackupConfig struct {
 	ProgressEvery time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
-	// afterExport, when set, runs once the snapshot is exported and pg_dump
-	// is running (tests use it to hold the lock or write concurrently).
-	afterExport func()
 }
+
+// testAfterExport, when set by a test, runs once the snapshot is exported
+// and pg_dump is running (tests use it to try a second backup).
+var testAfterExport func()
 
 // BackupManifest is the sidecar JSON written next to each dump
 // (<id>.json). Its format is documented in docs/backup.md.
@@ -143,8 +144,9 @@ func Backup(ctx context.Context, cfg BackupConfig) (*BackupManifest, error) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	stopProgress := reportFileGrowth(cfg.Progress, "backup: dumping", tmp, cfg.ProgressEvery)
-	if cfg.afterExport != nil {
-		cfg.afterExport()
+	if f := testAfterExport; f != nil {
+		testAfterExport = nil // once: the hook itself may run a backup
+		f()
 	}
 
 	// Read the state through the exporting transaction while pg_dump runs.
