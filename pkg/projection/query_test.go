@@ -1,0 +1,188 @@
+package projection_test
+
+import (
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/projection"
+)
+
+func TestQueriesOnSupportFixture(t *testing.T) {
+	st := newStore(t)
+	appendPG(t, st, "default", readEnvelopes(t, filepath.Join(goldenScenarios(t)["support"], "events.json")))
+	pg := projection.NewPG(st, 0)
+	catchUpAll(t, pg, "default", 0)
+	ctx := ctxT(t)
+	const tr = "cccccccc-cccc-cccc-cccc-cccccccccccc"
+
+	s, err := pg.TraceSummary(ctx, "default", tr)
+	if err != nil || s.EventCount != 2 || s.LastLogSeq != 8 {
+		t.Fatalf("summary %+v, %v", s, err)
+	}
+	if _, err := pg.TraceSummary(ctx, "default", "nope"); !isCode(err, event.CodeNotFound) {
+		t.Errorf("unknown trace: %v", err)
+	}
+
+	g, err := pg.ContextSubgraph(ctx, "default", projection.SubgraphQuery{NodeType: "trace", NodeID: tr, DefaultDepth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Nodes) != 7 || len(g.Edges) != 7 || g.Truncated {
+		t.Errorf("depth 1: %d nodes, %d edges, truncated %v", len(g.Nodes), len(g.Edges), g.Truncated)
+	}
+	if !sort.SliceIsSorted(g.Nodes, func(i, j int) bool { return g.Nodes[i].NodeID < g.Nodes[j].NodeID }) {
+		t.Error("nodes not in node_id order")
+	}
+	g, _ = pg.ContextSubgraph(ctx, "default", projection.SubgraphQuery{NodeType: "trace", NodeID: tr})
+	if len(g.Nodes) != 1 || len(g.Edges) != 0 {
+		t.Errorf("depth 0: %+v", g)
+	}
+	g, _ = pg.ContextSubgraph(ctx, "default", projection.SubgraphQuery{NodeType: "trace", NodeID: tr, MaxDepth: 2, NodeTypes: []string{"input"}})
+	if len(g.Nodes) != 4 || len(g.Edges) != 7 {
+		t.Errorf("node type filter: %d nodes, %d edges", len(g.Nodes), len(g.Edges))
+	}
+	g, _ = pg.ContextSubgraph(ctx, "default", projection.SubgraphQuery{NodeType: "trace", NodeID: tr, MaxDepth: 1, MaxEdges: 3})
+	if len(g.Edges) != 3 || !g.Truncated {
+		t.Errorf("max_edges 3: %d edges, truncated %v", len(g.Edges), g.Truncated)
+	}
+	if _, err := pg.ContextSubgraph(ctx, "default", projection.SubgraphQuery{NodeType: "trace", NodeID: tr, MaxDepth: 11}); !isCode(err, event.CodeInvalidArgument) {
+		t.Errorf("depth 11: %v", err)
+	}
+
+	full, err := pg.NodeEdges(ctx, "default", "trace:"+tr, "both", nil, 100)
+	if err != nil || len(full.Edges) != 7 || full.NextCursor != nil {
+		t.Fatalf("all edges: %+v %v", full, err)
+	}
+	var paged []projection.Edge
+	var cur *projection.EdgeCursor
+	for {
+		p, err := pg.NodeEdges(ctx, "default", "trace:"+tr, "both", cur, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, p.Edges...)
+		if p.NextCursor == nil {
+			break
+		}
+		cur = p.NextCursor
+		cur.LogSeq = nil // resolved from the edge row
+	}
+	if len(paged) != 7 {
+		t.Fatalf("paged %d edges", len(paged))
+	}
+	for i := range paged {
+		if paged[i].EdgeID != full.Edges[i].EdgeID {
+			t.Errorf("page order differs at %d", i)
+		}
+	}
+	if _, err := pg.NodeEdges(ctx, "default", "trace:"+tr, "outgoing", &projection.EdgeCursor{EdgeID: "x", Direction: "both"}, 2); !isCode(err, event.CodeInvalidArgument) {
+		t.Errorf("cursor of another direction: %v", err)
+	}
+
+	hits, err := pg.FindPrecedents(ctx, "default", projection.PrecedentQuery{PolicyID: "escalation_criteria"})
+	if err != nil || len(hits) != 1 || *hits[0].PolicyVersion != "2.1" || hits[0].TraceID != tr {
+		t.Errorf("precedents %+v %v", hits, err)
+	}
+
+	// A new event makes every projection-backed read refuse until caught up.
+	appendPG(t, st, "default", newTrace("later").start("a1").evs)
+	for name, err := range map[string]error{
+		"summary":    second(pg.TraceSummary(ctx, "default", tr)),
+		"subgraph":   second(pg.ContextSubgraph(ctx, "default", projection.SubgraphQuery{NodeType: "trace", NodeID: tr})),
+		"edges":      second(pg.NodeEdges(ctx, "default", "trace:"+tr, "both", nil, 10)),
+		"precedents": second(pg.FindPrecedents(ctx, "default", projection.PrecedentQuery{})),
+	} {
+		if !isCode(err, event.CodeProjectionOutOfDate) {
+			t.Errorf("%s while behind: %v", name, err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+func isCode(err error, c event.Code) bool {
+	code, ok := event.CodeOf(err)
+	return ok && code == c
+}
+
+// referencePrecedents is §13.6 computed in Go over in-memory tables.
+func referencePrecedents(tb *projection.Tables, q projection.PrecedentQuery) []string {
+	type hit struct {
+		trace string
+		seq   int64
+	}
+	var hits []hit
+	for _, s := range tb.Summaries {
+		if s.Outcome == nil || (q.Outcome != "" && *s.Outcome != q.Outcome) ||
+			(q.EntityType != "" && (s.PrimaryEntityType == nil || *s.PrimaryEntityType != q.EntityType)) ||
+			(q.EntityID != "" && (s.PrimaryEntityID == nil || *s.PrimaryEntityID != q.EntityID)) {
+			continue
+		}
+		if q.PolicyID != "" {
+			found := false
+			for _, p := range tb.Precedents {
+				if p.TraceID == s.TraceID && p.PolicyID == q.PolicyID && (q.PolicyVersion == "" || p.PolicyVersion == q.PolicyVersion) {
+					found = true
+				}
+			}
+			if !found {
+				continue
+			}
+		}
+		hits = append(hits, hit{s.TraceID, s.LastLogSeq})
+	}
+	sort.Slice(hits, func(i, j int) bool {
+		if hits[i].seq != hits[j].seq {
+			return hits[i].seq > hits[j].seq
+		}
+		return hits[i].trace < hits[j].trace
+	})
+	out := []string{}
+	for i, h := range hits {
+		if i == q.Limit {
+			break
+		}
+		out = append(out, h.trace)
+	}
+	return out
+}
+
+func TestFindPrecedentsMatchesReference(t *testing.T) {
+	envs := projection.Synthetic(projection.SynthOptions{Seed: 5, Traces: 80})
+	st := newStore(t)
+	appendPG(t, st, "default", envs)
+	pg := projection.NewPG(st, 0)
+	catchUpAll(t, pg, "default", 0)
+	tb := projectMemory(t, appendAll(t, "default", envs), "default").Store().Tables()
+	for _, q := range []projection.PrecedentQuery{
+		{Limit: 100}, {Limit: 5}, {PolicyID: "policy_3", Limit: 100}, {PolicyID: "policy_3", PolicyVersion: "2.0", Limit: 100},
+		{Outcome: "failure", Limit: 100}, {EntityType: "account", EntityID: "acct:3", Limit: 100}, {PolicyID: "policy_1", Outcome: "success", Limit: 3},
+	} {
+		hits, err := pg.FindPrecedents(ctxT(t), "default", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []string{}
+		for _, h := range hits {
+			got = append(got, h.TraceID)
+			if q.PolicyID != "" && (h.PolicyID == nil || *h.PolicyID != q.PolicyID) {
+				t.Errorf("%+v: hit %+v carries another policy", q, h)
+			}
+		}
+		want := referencePrecedents(tb, q)
+		if len(want) == 0 {
+			t.Errorf("%+v matches nothing: the generated log must exercise it", q)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%+v: %d hits, want %d", q, len(got), len(want))
+			continue
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("%+v: hit %d is %s, want %s", q, i, got[i], want[i])
+			}
+		}
+	}
+}
