@@ -160,6 +160,8 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newDoctorCmds,
 	newUpCmds,
 	newProjectionsCmds,
+	newAccountsCmds,
+	newEventsCmds, newMigrateCmds, newBenchCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {

@@ -300,3 +300,5 @@ func TestAuthMessagesAndBearerFormat(t *testing.T) {
 		t.Fatalf("role message: %s", rec.Body)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runAccountsCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runContext(context.Background(), args, &out, &errb, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	return code, out.String(), errb.String()
+}
+
+func TestAccountsCommands(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "service-accounts.json")
+
+	code, out, errs := runAccountsCmd(t, nil, "accounts", "bootstrap", "--output", file, "--tenant", "acme", "--hashed", "-o", "json")
+	if code != 0 {
+		t.Fatalf("bootstrap: exit %d: %s", code, errs)
+	}
+	var boot struct {
+		File     string `json:"file"`
+		Hashed   bool   `json:"hashed"`
+		Accounts []struct {
+			AccountID string   `json:"account_id"`
+			TenantIDs []string `json:"tenant_ids"`
+			Token     string   `json:"token"`
+		} `json:"accounts"`
+	}
+	if err := json.Unmarshal([]byte(out), &boot); err != nil {
+		t.Fatalf("bootstrap -o json: %v: %s", err, out)
+	}
+	if !boot.Hashed || len(boot.Accounts) != 3 || boot.Accounts[0].TenantIDs[0] != "acme" || len(boot.Accounts[0].Token) != 43 {
+		t.Fatalf("bootstrap report: %s", out)
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %04o", st.Mode().Perm())
+	}
+	// A second bootstrap without --force is a usage error (exit 2).
+	if code, _, errs := runAccountsCmd(t, nil, "accounts", "bootstrap", "--output", file); code != 2 || !strings.Contains(errs, "--force") {
+		t.Fatalf("second bootstrap: exit %d: %s", code, errs)
+	}
+
+	// Text bootstrap prints the tokens and the env lines.
+	file2 := filepath.Join(dir, "plain.json")
+	code, out, _ = runAccountsCmd(t, nil, "accounts", "bootstrap", "--output", file2)
+	if code != 0 || !strings.Contains(out, "DECISION_GRAPH_SERVICE_ACCOUNTS_FILE="+file2) || !strings.Contains(out, "admin-main") {
+		t.Fatalf("text bootstrap: %d %s", code, out)
+	}
+
+	// rotate via the environment variable's file.
+	env := map[string]string{"DECISION_GRAPH_SERVICE_ACCOUNTS_FILE": file}
+	code, out, errs = runAccountsCmd(t, env, "accounts", "rotate", "--account", "writer-main", "-o", "json")
+	if code != 0 {
+		t.Fatalf("rotate: exit %d: %s", code, errs)
+	}
+	var rot struct {
+		Token       string `json:"token"`
+		Fingerprint string `json:"fingerprint"`
+		TokenCount  int    `json:"token_count"`
+	}
+	if err := json.Unmarshal([]byte(out), &rot); err != nil || rot.TokenCount != 2 {
+		t.Fatalf("rotate report: %v %s", err, out)
+	}
+
+	// list never prints a token.
+	code, out, _ = runAccountsCmd(t, nil, "accounts", "list", "--file", file, "-o", "json")
+	if code != 0 || strings.Contains(out, rot.Token) || strings.Contains(out, boot.Accounts[1].Token) || !strings.Contains(out, rot.Fingerprint) {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	code, out, _ = runAccountsCmd(t, nil, "accounts", "list", "--file", file)
+	if code != 0 || !strings.Contains(out, "writer-main") || strings.Contains(out, rot.Token) {
+		t.Fatalf("list text: %d %s", code, out)
+	}
+
+	// revoke the old writer token by its token prefix.
+	code, out, errs = runAccountsCmd(t, nil, "accounts", "revoke", "--file", file, "--account", "writer-main", "--token-prefix", boot.Accounts[1].Token[:8], "-o", "json")
+	if code != 0 || !strings.Contains(out, `"token_count": 1`) {
+		t.Fatalf("revoke: exit %d: %s %s", code, out, errs)
+	}
+
+	usage := [][]string{
+		{"accounts", "bootstrap"},
+		{"accounts", "rotate", "--file", file},
+		{"accounts", "rotate", "--file", file, "--account", "nobody"},
+		{"accounts", "revoke", "--file", file, "--account", "writer-main", "--token-prefix", "ab"},
+		{"accounts", "revoke", "--file", file, "--account", "writer-main", "--token-prefix", rot.Token[:10]}, // last token
+		{"accounts", "list", "--file", filepath.Join(dir, "missing.json")},
+	}
+	for _, args := range usage {
+		if code, _, errs := runAccountsCmd(t, nil, args...); code != 2 || errs == "" {
+			t.Errorf("%v: exit %d (want 2): %s", args, code, errs)
+		}
+	}
+}
