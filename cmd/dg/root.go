@@ -161,7 +161,6 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newUpCmds,
 	newProjectionsCmds,
 	newAccountsCmds,
-	newEventsCmds, newMigrateCmds, newBenchCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
