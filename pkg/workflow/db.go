@@ -1,0 +1,410 @@
+package workflow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// dbtx is a pool, a connection or a transaction.
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// column of a bulk write: name, Postgres array type, and how to read it
+// from the Go value.
+type itemColumn struct {
+	name string
+	typ  string
+	get  func(*Item) any
+}
+
+func sp(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func tp(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func jsonText(m map[string]any) string {
+	if m == nil {
+		return "{}"
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
+}
+
+var itemColumns = []itemColumn{
+	{"tenant_id", "text", func(i *Item) any { return i.TenantID }},
+	{"workflow_id", "text", func(i *Item) any { return i.WorkflowID }},
+	{"trace_id", "text", func(i *Item) any { return i.TraceID }},
+	{"workflow_kind", "text", func(i *Item) any { return i.Kind }},
+	{"workflow_name", "text", func(i *Item) any { return i.Name }},
+	{"subject_type", "text", func(i *Item) any { return i.SubjectType }},
+	{"subject_id", "text", func(i *Item) any { return i.SubjectID }},
+	{"status", "text", func(i *Item) any { return i.Status }},
+	{"priority", "text", func(i *Item) any { return i.Priority }},
+	{"title", "text", func(i *Item) any { return i.Title }},
+	{"policy_id", "text", func(i *Item) any { return sp(i.PolicyID) }},
+	{"policy_version", "text", func(i *Item) any { return sp(i.PolicyVersion) }},
+	{"requested_by_actor_id", "text", func(i *Item) any { return sp(i.RequestedBy.ActorID) }},
+	{"requested_by_actor_type", "text", func(i *Item) any { return sp(i.RequestedBy.ActorType) }},
+	{"assigned_account_id", "text", func(i *Item) any { return sp(i.AssignedAccountID) }},
+	{"assigned_role", "text", func(i *Item) any { return sp(i.AssignedRole) }},
+	{"requested_at", "timestamptz", func(i *Item) any { return tp(i.RequestedAt) }},
+	{"sla_due_at", "timestamptz", func(i *Item) any { return tp(i.SLADueAt) }},
+	{"updated_at", "timestamptz", func(i *Item) any { return tp(i.UpdatedAt) }},
+	{"resolved_at", "timestamptz", func(i *Item) any { return tp(i.ResolvedAt) }},
+	{"last_action_type", "text", func(i *Item) any { return sp(i.LastActionType) }},
+	{"last_action_at", "timestamptz", func(i *Item) any { return tp(i.LastActionAt) }},
+	{"current_decision", "text", func(i *Item) any { return sp(i.CurrentDecision) }},
+	{"current_reason", "text", func(i *Item) any { return sp(i.CurrentReason) }},
+	{"approval_event_id", "text", func(i *Item) any { return sp(i.ApprovalEventID) }},
+	{"created_from_event_id", "text", func(i *Item) any { return i.CreatedFromEventID }},
+	{"last_source_log_seq", "bigint", func(i *Item) any {
+		if i.LastSourceLogSeq <= 0 {
+			return (*int64)(nil)
+		}
+		v := i.LastSourceLogSeq
+		return &v
+	}},
+	{"metadata", "jsonb", func(i *Item) any { return jsonText(i.Metadata) }},
+	{"deadline_risk_for", "timestamptz", func(i *Item) any { return tp(i.deadlineRiskFor) }},
+}
+
+var itemSelect, itemUpsertSQL = buildItemSQL()
+
+func buildItemSQL() (string, string) {
+	var sel, names, params, sets []string
+	for n, c := range itemColumns {
+		names = append(names, c.name)
+		switch c.typ {
+		case "jsonb":
+			sel = append(sel, c.name+"::text")
+			params = append(params, fmt.Sprintf("$%d::text[]", n+1))
+		default:
+			sel = append(sel, c.name)
+			params = append(params, fmt.Sprintf("$%d::%s[]", n+1, c.typ))
+		}
+		if c.name != "tenant_id" && c.name != "workflow_id" {
+			sets = append(sets, c.name+" = EXCLUDED."+c.name)
+		}
+	}
+	var casts []string
+	for n, c := range itemColumns {
+		col := fmt.Sprintf("u.c%d", n)
+		if c.typ == "jsonb" {
+			col += "::jsonb"
+		}
+		casts = append(casts, col)
+	}
+	var aliases []string
+	for n := range itemColumns {
+		aliases = append(aliases, fmt.Sprintf("c%d", n))
+	}
+	upsert := "INSERT INTO dg_workflow_items (" + strings.Join(names, ", ") + ")\n SELECT " + strings.Join(casts, ", ") +
+		"\n FROM unnest(" + strings.Join(params, ", ") + ") AS u(" + strings.Join(aliases, ", ") + ")" +
+		"\n ON CONFLICT (tenant_id, workflow_id) DO UPDATE SET " + strings.Join(sets, ", ")
+	return strings.Join(sel, ", "), upsert
+}
+
+func scanItem(row pgx.Row) (*Item, error) {
+	var it Item
+	var policyID, policyVersion, rbID, rbType, acct, role, lat, cd, cr, aeid *string
+	var due, resolved, lastAt, riskFor *time.Time
+	var seq *int64
+	var md string
+	if err := row.Scan(&it.TenantID, &it.WorkflowID, &it.TraceID, &it.Kind, &it.Name, &it.SubjectType, &it.SubjectID,
+		&it.Status, &it.Priority, &it.Title, &policyID, &policyVersion, &rbID, &rbType, &acct, &role,
+		&it.RequestedAt, &due, &it.UpdatedAt, &resolved, &lat, &lastAt, &cd, &cr, &aeid, &it.CreatedFromEventID,
+		&seq, &md, &riskFor); err != nil {
+		return nil, err
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	tm := func(p *time.Time) time.Time {
+		if p == nil {
+			return time.Time{}
+		}
+		return p.UTC()
+	}
+	it.PolicyID, it.PolicyVersion = str(policyID), str(policyVersion)
+	it.RequestedBy = Actor{ActorID: str(rbID), ActorType: str(rbType)}
+	it.AssignedAccountID, it.AssignedRole = str(acct), str(role)
+	it.RequestedAt = it.RequestedAt.UTC()
+	it.UpdatedAt = it.UpdatedAt.UTC()
+	it.SLADueAt, it.ResolvedAt, it.LastActionAt, it.deadlineRiskFor = tm(due), tm(resolved), tm(lastAt), tm(riskFor)
+	it.LastActionType, it.CurrentDecision, it.CurrentReason, it.ApprovalEventID = str(lat), str(cd), str(cr), str(aeid)
+	if seq != nil {
+		it.LastSourceLogSeq = *seq
+	}
+	it.Metadata = decodeObject([]byte(md))
+	return &it, nil
+}
+
+// decodeObject decodes a JSON object keeping numbers as json.Number; bad
+// input gives an empty map.
+func decodeObject(b []byte) map[string]any {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func collectItems(rows pgx.Rows) ([]*Item, error) {
+	defer rows.Close()
+	var out []*Item
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// upsertItems writes items in one statement.
+func upsertItems(ctx context.Context, q dbtx, items []*Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	args := make([]any, len(itemColumns))
+	for n, c := range itemColumns {
+		switch c.typ {
+		case "text", "jsonb":
+			// text columns may be NULL: use []*string throughout.
+			vals := make([]*string, len(items))
+			for k, it := range items {
+				switch v := c.get(it).(type) {
+				case string:
+					vals[k] = &v
+				case *string:
+					vals[k] = v
+				}
+			}
+			args[n] = vals
+		case "timestamptz":
+			vals := make([]*time.Time, len(items))
+			for k, it := range items {
+				vals[k] = c.get(it).(*time.Time)
+			}
+			args[n] = vals
+		case "bigint":
+			vals := make([]*int64, len(items))
+			for k, it := range items {
+				vals[k] = c.get(it).(*int64)
+			}
+			args[n] = vals
+		}
+	}
+	if _, err := q.Exec(ctx, itemUpsertSQL, args...); err != nil {
+		return fmt.Errorf("write %d workflow items: %w", len(items), err)
+	}
+	return nil
+}
+
+// loadItem reads one item, optionally locking it.
+func loadItem(ctx context.Context, q dbtx, tenant, wid string, lock bool) (*Item, error) {
+	sql := `SELECT ` + itemSelect + ` FROM dg_workflow_items WHERE tenant_id = $1 AND workflow_id = $2`
+	if lock {
+		sql += ` FOR UPDATE`
+	}
+	it, err := scanItem(q.QueryRow(ctx, sql, tenant, wid))
+	if err == pgx.ErrNoRows {
+		return nil, errf(CodeNotFound, "Workflow not found: %s", wid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read workflow %s: %w", wid, err)
+	}
+	return it, nil
+}
+
+func loadItemsByID(ctx context.Context, q dbtx, tenant string, ids []string) (map[string]*Item, error) {
+	out := make(map[string]*Item, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT `+itemSelect+` FROM dg_workflow_items WHERE tenant_id = $1 AND workflow_id = ANY($2)`, tenant, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read workflow items: %w", err)
+	}
+	items, err := collectItems(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read workflow items: %w", err)
+	}
+	for _, it := range items {
+		out[it.WorkflowID] = it
+	}
+	return out, nil
+}
+
+// insertActions writes action rows; an imported event's row is written
+// at most once (unique source_event_id).
+func insertActions(ctx context.Context, q dbtx, acts []*Action) error {
+	if len(acts) == 0 {
+		return nil
+	}
+	n := len(acts)
+	tenant, id, wid, trace, typ := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	actorID, actorType, acct, note, src := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	payload, status := make([]string, n), make([]string, n)
+	created := make([]time.Time, n)
+	for k, a := range acts {
+		tenant[k], id[k], wid[k], trace[k], typ[k] = a.TenantID, a.ActionID, a.WorkflowID, a.TraceID, a.Type
+		actorID[k], actorType[k], acct[k], note[k], src[k] = sp(a.ActorID), sp(a.ActorType), sp(a.ActorAccountID), sp(a.Note), sp(a.SourceEventID)
+		payload[k], status[k], created[k] = jsonText(a.Payload), a.ResultingStatus, a.CreatedAt.UTC()
+	}
+	_, err := q.Exec(ctx, `INSERT INTO dg_workflow_actions (tenant_id, action_id, workflow_id, trace_id, action_type,
+		actor_id, actor_type, actor_account_id, note, payload, source_event_id, resulting_status, created_at)
+		SELECT a, b, c, d, e, f, g, h, i, j::jsonb, k, l, m FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+			$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
+			AS u(a, b, c, d, e, f, g, h, i, j, k, l, m)
+		ON CONFLICT DO NOTHING`, tenant, id, wid, trace, typ, actorID, actorType, acct, note, payload, src, status, created)
+	if err != nil {
+		return fmt.Errorf("write %d workflow actions: %w", n, err)
+	}
+	return nil
+}
+
+// insertNotifications writes notifications with "on conflict do nothing"
+// on (tenant, dedupe_key) and, for each one actually inserted, a delivery
+// row per webhook that wants its category — in the same transaction, so
+// the outbox never misses a notification. It returns the inserted ones.
+func insertNotifications(ctx context.Context, q dbtx, hooks []Webhook, ns []*Notification) ([]*Notification, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	n := len(ns)
+	tenant, id, wid, trace, cat, msg, key := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	acct, role := make([]*string, n), make([]*string, n)
+	payload := make([]string, n)
+	created := make([]time.Time, n)
+	byID := make(map[string]*Notification, n)
+	for k, x := range ns {
+		if x.NotificationID == "" {
+			x.NotificationID = "wfn:" + newUUID()
+		}
+		x.Channel, x.Status = "operator_console", "delivered"
+		if x.DeliveredAt.IsZero() {
+			x.DeliveredAt = x.CreatedAt
+		}
+		tenant[k], id[k], wid[k], trace[k], cat[k], msg[k], key[k] = x.TenantID, x.NotificationID, x.WorkflowID, x.TraceID, x.Category, x.Message, x.DedupeKey
+		acct[k], role[k], payload[k], created[k] = sp(x.RecipientAccountID), sp(x.RecipientRole), jsonText(x.Payload), x.CreatedAt.UTC()
+		byID[x.NotificationID] = x
+	}
+	rows, err := q.Query(ctx, `INSERT INTO dg_workflow_notifications (tenant_id, notification_id, workflow_id, trace_id,
+		category, message, recipient_account_id, recipient_role, payload, dedupe_key, created_at, delivered_at)
+		SELECT a, b, c, d, e, f, g, h, i::jsonb, j, k, k FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+			$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[]) AS u(a, b, c, d, e, f, g, h, i, j, k)
+		ON CONFLICT DO NOTHING
+		RETURNING notification_id`, tenant, id, wid, trace, cat, msg, acct, role, payload, key, created)
+	if err != nil {
+		return nil, fmt.Errorf("write %d workflow notifications: %w", n, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("write %d workflow notifications: %w", n, err)
+	}
+	inserted := make([]*Notification, 0, len(ids))
+	var dTenant, dID, dURL []string
+	var dAt []time.Time
+	for _, nid := range ids {
+		x := byID[nid]
+		inserted = append(inserted, x)
+		for _, h := range hooks {
+			if h.wants(x.Category) {
+				dTenant, dID, dURL, dAt = append(dTenant, x.TenantID), append(dID, nid), append(dURL, h.URL), append(dAt, x.CreatedAt.UTC())
+			}
+		}
+	}
+	if len(dID) > 0 {
+		if _, err := q.Exec(ctx, `INSERT INTO dg_workflow_deliveries (tenant_id, notification_id, target_url, next_attempt_at, created_at)
+			SELECT a, b, c, d, d FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS u(a, b, c, d)
+			ON CONFLICT DO NOTHING`, dTenant, dID, dURL, dAt); err != nil {
+			return nil, fmt.Errorf("queue %d webhook deliveries: %w", len(dID), err)
+		}
+	}
+	return inserted, nil
+}
+
+const actionSelect = `tenant_id, action_id, workflow_id, trace_id, action_type, actor_id, actor_type, actor_account_id,
+	note, payload::text, source_event_id, resulting_status, created_at`
+
+func collectActions(rows pgx.Rows) ([]*Action, error) {
+	defer rows.Close()
+	var out []*Action
+	for rows.Next() {
+		var a Action
+		var actorID, actorType, acct, note, src *string
+		var payload string
+		if err := rows.Scan(&a.TenantID, &a.ActionID, &a.WorkflowID, &a.TraceID, &a.Type, &actorID, &actorType, &acct,
+			&note, &payload, &src, &a.ResultingStatus, &a.CreatedAt); err != nil {
+			return nil, err
+		}
+		a.ActorID, a.ActorType, a.ActorAccountID, a.Note, a.SourceEventID = deref(actorID), deref(actorType), deref(acct), deref(note), deref(src)
+		a.Payload = decodeObject([]byte(payload))
+		a.CreatedAt = a.CreatedAt.UTC()
+		out = append(out, &a)
+	}
+	return out, rows.Err()
+}
+
+const notificationSelect = `tenant_id, notification_id, workflow_id, trace_id, category, channel, status, message,
+	recipient_account_id, recipient_role, payload::text, dedupe_key, created_at, delivered_at`
+
+func collectNotifications(rows pgx.Rows) ([]*Notification, error) {
+	defer rows.Close()
+	var out []*Notification
+	for rows.Next() {
+		var x Notification
+		var acct, role *string
+		var payload string
+		var delivered *time.Time
+		if err := rows.Scan(&x.TenantID, &x.NotificationID, &x.WorkflowID, &x.TraceID, &x.Category, &x.Channel, &x.Status,
+			&x.Message, &acct, &role, &payload, &x.DedupeKey, &x.CreatedAt, &delivered); err != nil {
+			return nil, err
+		}
+		x.RecipientAccountID, x.RecipientRole = deref(acct), deref(role)
+		x.Payload = decodeObject([]byte(payload))
+		x.CreatedAt = x.CreatedAt.UTC()
+		if delivered != nil {
+			x.DeliveredAt = delivered.UTC()
+		}
+		out = append(out, &x)
+	}
+	return out, rows.Err()
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

@@ -1,0 +1,328 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/decisiongraph/dg/pkg/audit"
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// Appender appends events through the normal append path (*store.Store).
+type Appender interface {
+	Append(ctx context.Context, tenant string, env *event.Envelope) (*store.AppendResult, error)
+}
+
+// Service is the workflow runtime of one database: refresh (import and
+// SLA sweep), reads, actions, studio and export.
+type Service struct {
+	pool  *pgxpool.Pool
+	log   Appender
+	cfg   Config
+	lg    *slog.Logger
+	audit *audit.Log
+}
+
+// Options are the optional collaborators of a Service.
+type Options struct {
+	Logger *slog.Logger
+	// Audit records workflow actions (nil: log lines only).
+	Audit *audit.Log
+}
+
+// New returns the workflow service on pool, appending decisions through log.
+func New(pool *pgxpool.Pool, log Appender, cfg Config, opts Options) *Service {
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	au := opts.Audit
+	if au == nil {
+		au = audit.New(nil, lg)
+	}
+	return &Service{pool: pool, log: log, cfg: cfg.withDefaults(), lg: lg, audit: au}
+}
+
+// Config returns the effective configuration (defaults applied).
+func (s *Service) Config() Config { return s.cfg }
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// RefreshResult says what one refresh did.
+type RefreshResult struct {
+	Imported     int   `json:"imported"`
+	Failed       int   `json:"failed"`
+	Cursor       int64 `json:"cursor"`
+	DeadlineRisk int   `json:"deadline_risk"`
+	Escalated    int   `json:"escalated"`
+	Skipped      bool  `json:"skipped"` // nothing to do: no transaction was opened
+}
+
+// Refresh brings a tenant's workflow state up to date (A.5): it imports the
+// managed events after the tenant's cursor and runs the SLA sweep, in one
+// transaction that holds the tenant's runtime row lock (so concurrent
+// refreshes of a tenant, in any process, serialise). When a cheap unlocked
+// check finds nothing to import and nothing to sweep it returns at once.
+func (s *Service) Refresh(ctx context.Context, tenant string) (*RefreshResult, error) {
+	now := s.now()
+	busy, err := s.pending(ctx, tenant, now)
+	if err != nil {
+		return nil, err
+	}
+	if !busy {
+		return &RefreshResult{Skipped: true}, nil
+	}
+	var res *RefreshResult
+	err = s.inTenantTx(ctx, tenant, func(tx pgx.Tx, cursor int64) (int64, error) {
+		var err error
+		res, err = s.refreshTx(ctx, tx, tenant, cursor, now)
+		if err != nil {
+			return cursor, err
+		}
+		return res.Cursor, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// pending is the unlocked pre-check of Refresh.
+func (s *Service) pending(ctx context.Context, tenant string, now time.Time) (bool, error) {
+	var busy bool
+	err := s.pool.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM dg_event_log e WHERE e.tenant_id = $1 AND e.event_type = ANY($2)
+			AND e.log_seq > coalesce((SELECT last_log_seq FROM dg_workflow_runtime WHERE tenant_id = $1), 0))
+		OR EXISTS (SELECT 1 FROM dg_workflow_items WHERE tenant_id = $1
+			AND status IN ('requested', 'in_review', 'changes_requested') AND sla_due_at IS NOT NULL AND sla_due_at < $3
+			AND (status <> 'in_review' OR coalesce((metadata->>'escalation_count')::int, 0) = 0))
+		OR EXISTS (SELECT 1 FROM dg_workflow_items WHERE tenant_id = $1
+			AND status IN ('requested', 'in_review', 'changes_requested', 'escalated') AND sla_due_at IS NOT NULL
+			AND sla_due_at > $3 AND sla_due_at <= $4 AND deadline_risk_for IS DISTINCT FROM sla_due_at)`,
+		tenant, ManagedTypes, now, now.Add(s.cfg.DeadlineRiskWarning)).Scan(&busy)
+	if err != nil {
+		return false, fmt.Errorf("check workflow runtime of tenant %s: %w", tenant, err)
+	}
+	return busy, nil
+}
+
+// inTenantTx runs fn in a transaction holding the tenant's runtime row
+// (created if missing) FOR UPDATE; fn returns the new cursor.
+func (s *Service) inTenantTx(ctx context.Context, tenant string, fn func(tx pgx.Tx, cursor int64) (int64, error)) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO dg_workflow_runtime (tenant_id, last_log_seq, updated_at) VALUES ($1, 0, $2)
+			ON CONFLICT (tenant_id) DO NOTHING`, tenant, s.now()); err != nil {
+			return fmt.Errorf("workflow runtime of tenant %s: %w", tenant, err)
+		}
+		var cursor int64
+		if err := tx.QueryRow(ctx, `SELECT last_log_seq FROM dg_workflow_runtime WHERE tenant_id = $1 FOR UPDATE`, tenant).Scan(&cursor); err != nil {
+			return fmt.Errorf("lock workflow runtime of tenant %s: %w", tenant, err)
+		}
+		next, err := fn(tx, cursor)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE dg_workflow_runtime SET last_log_seq = $2, updated_at = $3 WHERE tenant_id = $1`,
+			tenant, next, s.now()); err != nil {
+			return fmt.Errorf("store workflow cursor of tenant %s: %w", tenant, err)
+		}
+		return nil
+	})
+}
+
+func (s *Service) refreshTx(ctx context.Context, tx pgx.Tx, tenant string, cursor int64, now time.Time) (*RefreshResult, error) {
+	res := &RefreshResult{Cursor: cursor}
+	for {
+		evs, err := readManaged(ctx, tx, tenant, res.Cursor, s.cfg.ImportBatchSize)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		n, failed, err := s.importBatch(ctx, tx, tenant, evs, now)
+		if err != nil {
+			return nil, err
+		}
+		res.Imported += n
+		res.Failed += failed
+		res.Cursor = evs[len(evs)-1].LogSeq
+		if len(evs) < s.cfg.ImportBatchSize {
+			break
+		}
+	}
+	risk, esc, err := s.sweepTx(ctx, tx, tenant, now)
+	if err != nil {
+		return nil, err
+	}
+	res.DeadlineRisk, res.Escalated = risk, esc
+	return res, nil
+}
+
+// importBatch applies a batch of managed events and writes the result.
+func (s *Service) importBatch(ctx context.Context, tx pgx.Tx, tenant string, evs []*srcEvent, now time.Time) (int, int, error) {
+	var ids, traces []string
+	seenID, seenTrace := map[string]bool{}, map[string]bool{}
+	for _, ev := range evs {
+		if wid, bad := targetID(ev); bad == "" && !seenID[wid] {
+			seenID[wid] = true
+			ids = append(ids, wid)
+		}
+		if !seenTrace[ev.TraceID] {
+			seenTrace[ev.TraceID] = true
+			traces = append(traces, ev.TraceID)
+		}
+	}
+	base, err := loadItemsByID(ctx, tx, tenant, ids)
+	if err != nil {
+		return 0, 0, err
+	}
+	tcs, err := loadTraceContexts(ctx, tx, tenant, traces)
+	if err != nil {
+		return 0, 0, err
+	}
+	ap := &applier{cfg: s.cfg, tenant: tenant, now: now, ch: newChanges(), base: base, tcs: tcs}
+	for _, ev := range evs {
+		ap.apply(ev)
+	}
+	for _, f := range ap.fails {
+		s.lg.Warn("workflow import skipped a malformed managed event; the cursor moves past it",
+			"tenant_id", tenant, "event_id", f.ev.EventID, "log_seq", f.ev.LogSeq, "event_type", f.ev.Type, "error", f.msg)
+		ap.ch.notes = append(ap.ch.notes, failureNote(tenant, f, now))
+	}
+	if err := s.write(ctx, tx, ap.ch); err != nil {
+		return 0, 0, err
+	}
+	return len(evs) - len(ap.fails), len(ap.fails), nil
+}
+
+// write stores the items, actions and notifications of ch.
+func (s *Service) write(ctx context.Context, tx dbtx, ch *changes) error {
+	if err := upsertItems(ctx, tx, ch.itemList()); err != nil {
+		return err
+	}
+	if err := insertActions(ctx, tx, ch.actions); err != nil {
+		return err
+	}
+	if _, err := insertNotifications(ctx, tx, s.cfg.Webhooks, ch.notes); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sweepTx is the SLA sweep (A.8): deadline-risk notifications for open
+// items due within the warning window, then automatic escalation of
+// overdue items, ordered by (requested_at, workflow_id).
+func (s *Service) sweepTx(ctx context.Context, tx pgx.Tx, tenant string, now time.Time) (int, int, error) {
+	rows, err := tx.Query(ctx, `SELECT `+itemSelect+` FROM dg_workflow_items WHERE tenant_id = $1
+		AND status IN ('requested', 'in_review', 'changes_requested', 'escalated') AND sla_due_at IS NOT NULL
+		AND sla_due_at > $2 AND sla_due_at <= $3 AND deadline_risk_for IS DISTINCT FROM sla_due_at
+		ORDER BY requested_at, workflow_id FOR UPDATE`, tenant, now, now.Add(s.cfg.DeadlineRiskWarning))
+	if err != nil {
+		return 0, 0, fmt.Errorf("sweep deadline risk: %w", err)
+	}
+	risky, err := collectItems(rows)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sweep deadline risk: %w", err)
+	}
+	rows, err = tx.Query(ctx, `SELECT `+itemSelect+` FROM dg_workflow_items WHERE tenant_id = $1
+		AND status IN ('requested', 'in_review', 'changes_requested') AND sla_due_at IS NOT NULL AND sla_due_at < $2
+		AND (status <> 'in_review' OR coalesce((metadata->>'escalation_count')::int, 0) = 0)
+		ORDER BY requested_at, workflow_id FOR UPDATE`, tenant, now)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sweep overdue items: %w", err)
+	}
+	overdue, err := collectItems(rows)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sweep overdue items: %w", err)
+	}
+	if len(risky) == 0 && len(overdue) == 0 {
+		return 0, 0, nil
+	}
+	ch := newChanges()
+	warn := int(s.cfg.DeadlineRiskWarning / time.Minute)
+	for _, it := range risky {
+		due := FormatTime(it.SLADueAt)
+		ch.notes = append(ch.notes, &Notification{
+			TenantID: tenant, WorkflowID: it.WorkflowID, TraceID: it.TraceID, Category: CategoryDeadlineRisk,
+			Message:            "Workflow " + it.WorkflowID + " is nearing its SLA deadline (" + due + ")",
+			RecipientAccountID: it.AssignedAccountID, RecipientRole: it.AssignedRole,
+			Payload:   map[string]any{"sla_due_at": due, "warning_minutes": warn},
+			DedupeKey: "deadline_risk:" + it.WorkflowID + ":" + due, CreatedAt: now,
+		})
+		it.deadlineRiskFor = it.SLADueAt
+		ch.put(it)
+	}
+	var auditIDs []string
+	for _, it := range overdue {
+		act, note := escalate(it, s.cfg, now, "", "SLA deadline passed", "automatic_sla_escalation")
+		ch.put(it)
+		ch.actions = append(ch.actions, act)
+		ch.notes = append(ch.notes, note)
+		auditIDs = append(auditIDs, it.WorkflowID)
+	}
+	if err := s.write(ctx, tx, ch); err != nil {
+		return 0, 0, err
+	}
+	if len(auditIDs) > 0 {
+		// Automatic escalations are audited with no account, in the same
+		// transaction (one statement for the whole sweep).
+		if _, err := tx.Exec(ctx, `INSERT INTO dg_audit_log (recorded_at, tenant_id, actor_id, actor_type, action, outcome,
+			target_type, target_id, reason, details)
+			SELECT $1, $2, NULL, 'system', 'workflow_escalate', 'accepted', 'workflow', w, 'SLA deadline passed',
+				'{"source": "automatic_sla_escalation"}'::jsonb FROM unnest($3::text[]) AS u(w)`, now, tenant, auditIDs); err != nil {
+			return 0, 0, fmt.Errorf("audit %d automatic escalations: %w", len(auditIDs), err)
+		}
+		s.lg.Info("workflow_escalate_accepted", "tenant_id", tenant, "source", "automatic_sla_escalation", "count", len(auditIDs))
+	}
+	return len(risky), len(overdue), nil
+}
+
+// escalate applies the escalation routine (A.8.3) to it and returns the
+// action row and the notification. account is "" for the automatic one.
+func escalate(it *Item, cfg Config, now time.Time, account, reason, source string) (*Action, *Notification) {
+	count := it.EscalationCount() + 1
+	prev := map[string]any{"assigned_account_id": strJSON(it.AssignedAccountID), "assigned_role": strJSON(it.AssignedRole)}
+	it.AssignedAccountID, it.AssignedRole = cfg.EscalationAccountID, cfg.EscalationRole
+	it.CurrentReason = reason
+	it.Status = StatusEscalated
+	it.LastActionType, it.LastActionAt, it.UpdatedAt = "escalate", now, now
+	md := copyMap(it.Metadata)
+	md["escalated_at"] = FormatTime(now)
+	md["escalation_count"] = count
+	md["escalation_reason"] = reason
+	md["previous_assignment"] = prev
+	it.Metadata = md
+	actorID, actorType := account, "role"
+	if account == "" {
+		actorID, actorType = "workflow-sla", "system"
+	}
+	target := assigneeLabel(it.AssignedAccountID, it.AssignedRole)
+	act := &Action{
+		TenantID: it.TenantID, ActionID: "wfa:" + newUUID(), WorkflowID: it.WorkflowID, TraceID: it.TraceID, Type: "escalate",
+		ActorID: actorID, ActorType: actorType, ActorAccountID: account, Note: reason,
+		Payload:         map[string]any{"escalation_count": count, "previous_assignment": prev, "source": source},
+		ResultingStatus: StatusEscalated, CreatedAt: now,
+	}
+	note := &Notification{
+		TenantID: it.TenantID, WorkflowID: it.WorkflowID, TraceID: it.TraceID, Category: CategoryEscalation,
+		Message:            "Workflow " + it.WorkflowID + " escalated to " + target,
+		RecipientAccountID: it.AssignedAccountID, RecipientRole: it.AssignedRole,
+		Payload:   map[string]any{"escalation_count": count, "reason": reason, "source": source},
+		DedupeKey: fmt.Sprintf("escalation:%s:%d", it.WorkflowID, count), CreatedAt: now,
+	}
+	return act, note
+}
+
+// isNotFound reports a *Error with CodeNotFound.
+func isNotFound(err error) bool {
+	var we *Error
+	return errors.As(err, &we) && we.Code == CodeNotFound
+}
