@@ -79,7 +79,7 @@ fi
 echo "== linux/amd64 archive"
 tgz=("$dist"/dg_*_linux_amd64.tar.gz)
 if [ ${#tgz[@]} -eq 1 ]; then
-	list="$(tar -tzf "${tgz[0]}")"
+	list="$(tar -tzf "${tgz[0]}" 2>/dev/null)" || fail "tar -tzf $(basename "${tgz[0]}") reads the whole archive"
 	for want in /dg /README.md /LICENSE /docs/install.md /manifests/small-server.yaml \
 		/completions/dg.bash /completions/_dg /completions/dg.fish /completions/dg.ps1 \
 		/manpages/dg.1.gz /systemd/dg.service /systemd/dg-backup.timer /systemd/dg-drill.timer; do
@@ -117,6 +117,7 @@ if [ ${#debs[@]} -eq 1 ]; then
 	has etc/dg/dg.yaml root/dg -rw-r-----
 	has etc/dg/dg.env root/dg -rw-r-----
 	has var/lib/dg dg/dg drwxr-x---
+	has var/backups/dg dg/dg drwxr-x---
 	has usr/share/man/man1/dg.1.gz
 	has usr/share/bash-completion/completions/dg
 	has usr/share/zsh/vendor-completions/_dg
@@ -207,6 +208,11 @@ fi
 
 if [ ${#rpms[@]} -eq 1 ]; then
 	echo "== $(basename "${rpms[0]}")"
+	if ! command -v rpm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ! -e "$root/bin/.rpm-install-tried" ]; then
+		mkdir -p "$root/bin" && touch "$root/bin/.rpm-install-tried"
+		echo "  installing rpm to read the package (once)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm >/dev/null 2>&1 || true
+	fi
 	if command -v rpm >/dev/null 2>&1; then
 		rl="$(rpm -qlp "${rpms[0]}" 2>/dev/null)"
 		for p in /usr/bin/dg /etc/dg/dg.yaml /usr/lib/systemd/system/dg.service /var/lib/dg; do
