@@ -31,6 +31,8 @@ PASS, WARN or FAIL, each problem with a fix:
   user                  who runs dg; as root the cluster runs as run_as (postgres)
   data_dir              owner, mode and major version of the data directory [managed]
   port.postgres         the managed port is free (or held by this cluster)  [managed]
+  postgres.managed      when the cluster runs: dg can log in with the stored
+                        superuser password                                [managed]
   port.server           server.listen is free
   disk.data_dir,        free space where the data and backups live
   disk.backup_dir

@@ -203,15 +203,20 @@ func (c *Cluster) URL() string { return c.DatabaseURL(c.cfg.Database) }
 
 // DatabaseURL is like URL for another database name ("" means postgres).
 func (c *Cluster) DatabaseURL(name string) string {
+	return socketURL(c.cfg.SocketDir, c.cfg.Port, c.password, name)
+}
+
+// socketURL is the superuser URL of a database over a unix socket.
+func socketURL(socketDir string, port int, password, name string) string {
 	if name == "" {
 		name = "postgres"
 	}
 	q := url.Values{}
-	q.Set("host", c.cfg.SocketDir)
-	q.Set("port", strconv.Itoa(c.cfg.Port))
+	q.Set("host", socketDir)
+	q.Set("port", strconv.Itoa(port))
 	q.Set("sslmode", "disable")
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(SuperUser, c.password), Path: "/" + name, RawQuery: q.Encode()}
-	if c.password == "" {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(SuperUser, password), Path: "/" + name, RawQuery: q.Encode()}
+	if password == "" {
 		u.User = url.User(SuperUser)
 	}
 	return u.String()

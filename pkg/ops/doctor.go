@@ -103,7 +103,7 @@ func Doctor(ctx context.Context, cfg DoctorConfig) DoctorReport {
 		d.clientTools(ctx, d.serverVersion, "the managed server")
 		d.user()
 		d.dataDir()
-		d.postgresPort()
+		d.postgresPort(ctx)
 	}
 	d.serverPort()
 	if !cfg.External && cfg.Cluster.DataDir != "" {
@@ -319,7 +319,7 @@ func (d *doctor) dataDir() {
 
 // postgresPort: the managed port must be free, unless our own cluster
 // holds it.
-func (d *doctor) postgresPort() {
+func (d *doctor) postgresPort(ctx context.Context) {
 	c := d.cfg.Cluster
 	const id = "port.postgres"
 	if c.Port <= 0 {
@@ -328,8 +328,13 @@ func (d *doctor) postgresPort() {
 	}
 	if c.DataDir != "" {
 		dir, _ := filepath.Abs(c.DataDir)
-		if pf, err := readPidFile(dir); err == nil && processAlive(pf.pid) && pf.port == c.Port {
-			d.add(id, Pass, fmt.Sprintf("port %d is served by this node's managed cluster (pid %d)", c.Port, pf.pid), "")
+		if pf, err := readPidFile(dir); err == nil && processAlive(pf.pid) {
+			if pf.port == c.Port {
+				d.add(id, Pass, fmt.Sprintf("port %d is served by this node's managed cluster (pid %d)", c.Port, pf.pid), "")
+			} else {
+				d.add(id, Warn, fmt.Sprintf("the managed cluster runs on port %d, not the configured %d", pf.port, c.Port), "restart it to apply the manifest: dg db stop && dg db start")
+			}
+			d.managedRunning(ctx, dir, pf)
 			return
 		}
 	}
@@ -338,6 +343,39 @@ func (d *doctor) postgresPort() {
 		host = "127.0.0.1"
 	}
 	d.portFree(id, net.JoinHostPort(host, strconv.Itoa(c.Port)), "set database.managed.port to a free port, or stop the process holding it")
+}
+
+// managedRunning checks that dg can log in to its running cluster with the
+// stored superuser password.
+func (d *doctor) managedRunning(ctx context.Context, dataDir string, pf pidFile) {
+	const id = "postgres.managed"
+	pwFile := d.cfg.Cluster.PasswordFile
+	if pwFile == "" {
+		pwFile = dataDir + ".password"
+	}
+	pw, err := readPassword(pwFile)
+	if err != nil {
+		d.add(id, Fail, fmt.Sprintf("the cluster runs (pid %d) but its superuser password cannot be read: %v", pf.pid, err), "restore "+pwFile+" (mode 0600), or stop the cluster and move the data directory aside so dg initialises a new one")
+		return
+	}
+	socketDir := pf.socketDir
+	if socketDir == "" {
+		socketDir = dataDir
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, socketURL(socketDir, pf.port, pw, "postgres"))
+	if err != nil {
+		d.add(id, Fail, fmt.Sprintf("the cluster runs (pid %d) but dg cannot connect: %v", pf.pid, err), "see the server log "+filepath.Join(dataDir, "postgresql.log")+"; check "+pwFile+" holds the password of user "+SuperUser)
+		return
+	}
+	defer conn.Close(context.Background())
+	var version string
+	if err := conn.QueryRow(cctx, "SELECT current_setting('server_version')").Scan(&version); err != nil {
+		d.add(id, Fail, fmt.Sprintf("connected to the cluster but could not query it: %v", err), "see the server log "+filepath.Join(dataDir, "postgresql.log"))
+		return
+	}
+	d.add(id, Pass, fmt.Sprintf("the managed cluster runs (pid %d, PostgreSQL %s) and accepts dg's login", pf.pid, version), "")
 }
 
 func (d *doctor) serverPort() {

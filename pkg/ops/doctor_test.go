@@ -205,3 +205,29 @@ func TestDoctorExternalReachable(t *testing.T) {
 		t.Fatalf("reachable external server reported failures: %+v", rep)
 	}
 }
+
+func TestDoctorRunningManagedCluster(t *testing.T) {
+	ctx := context.Background()
+	cfg := ops.ClusterConfig{DataDir: filepath.Join(sharedDir(t), "pgdata"), Port: freePort(t), DisableFsync: true}
+	c := newCluster(t, cfg)
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if _, err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dcfg := ops.DoctorConfig{Cluster: cfg, DiskFail: 1, DiskWarn: 1}
+	rep := ops.Doctor(ctx, dcfg)
+	checks := checksByID(t, rep)
+	wantStatus(t, checks, "port.postgres", ops.Pass, "served by this node's managed cluster")
+	wantStatus(t, checks, "postgres.managed", ops.Pass, "accepts dg's login")
+	wantStatus(t, checks, "data_dir", ops.Pass, "holds a PostgreSQL")
+	if !rep.OK {
+		t.Fatalf("running cluster reported failures: %+v", rep)
+	}
+
+	// A wrong stored password is caught.
+	if err := os.WriteFile(c.PasswordFile(), []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checks = checksByID(t, ops.Doctor(ctx, dcfg))
+	wantStatus(t, checks, "postgres.managed", ops.Fail, "cannot connect")
+}
