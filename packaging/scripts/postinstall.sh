@@ -32,9 +32,10 @@ fi
 cat >&2 <<'MSG'
 dg installed. Next steps (see /usr/share/doc/dg/install.md):
   1. edit /etc/dg/dg.yaml; put SECRET_KEY_BASE (and DATABASE_URL if external) in /etc/dg/dg.env
-  2. create the accounts file: dg accounts bootstrap -o /etc/dg/service-accounts.json
-     then: chown root:dg /etc/dg/service-accounts.json && chmod 0640 /etc/dg/service-accounts.json
-  3. check: dg validate -f /etc/dg/dg.yaml && sudo -u dg dg doctor -f /etc/dg/dg.yaml
+  2. create the accounts file (tokens are printed once), readable by dg only:
+     dg accounts bootstrap --output /etc/dg/service-accounts.json --hashed
+     chown dg:dg /etc/dg/service-accounts.json
+  3. check: dg validate -f /etc/dg/dg.yaml, then dg doctor as the dg user
   4. systemctl enable --now dg.service dg-backup.timer dg-drill.timer
 MSG
 exit 0
