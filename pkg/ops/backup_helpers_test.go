@@ -225,3 +225,17 @@ func failedChecks(r *ops.DrillReport) []string {
 	}
 	return out
 }
+
+// corrupt flips one byte of a backup's dump in dir.
+func corrupt(t testing.TB, dir string, m *ops.BackupManifest) {
+	t.Helper()
+	path := filepath.Join(dir, m.DumpFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x01
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
