@@ -18,22 +18,33 @@ import (
 // catches every projection up, reads the digests from the tables and drops
 // the database.
 func DigestThroughPostgres(ctx context.Context, serverURL, tenant string, files []EventFile, opts event.Options) (res *OfflineResult, err error) {
+	err = WithThrowawayDB(ctx, serverURL, "dg_digest_", opts, func(st *store.Store) error {
+		res, err = digestInto(ctx, st, tenant, files)
+		return err
+	})
+	return res, err
+}
+
+// WithThrowawayDB creates a fresh database (name prefix + random suffix) on
+// the server of serverURL (which needs CREATEDB), migrates it, runs fn with
+// a store on it and drops it, whatever fn returns.
+func WithThrowawayDB(ctx context.Context, serverURL, prefix string, opts event.Options, fn func(*store.Store) error) (err error) {
 	u, err := url.Parse(serverURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse database url: %w", err)
+		return fmt.Errorf("parse database url: %w", err)
 	}
 	var suffix [6]byte
 	if _, err := rand.Read(suffix[:]); err != nil {
-		return nil, err
+		return err
 	}
-	name := "dg_digest_" + hex.EncodeToString(suffix[:])
+	name := prefix + hex.EncodeToString(suffix[:])
 	admin, err := pgx.Connect(ctx, serverURL)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s to create a throwaway database: %w", u.Host, err)
+		return fmt.Errorf("connect to %s to create a throwaway database: %w", u.Host, err)
 	}
 	defer admin.Close(context.Background())
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return nil, fmt.Errorf("create throwaway database (the user needs CREATEDB): %w", err)
+		return fmt.Errorf("create throwaway database (the user needs CREATEDB): %w", err)
 	}
 	defer func() {
 		_, derr := admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
@@ -45,16 +56,20 @@ func DigestThroughPostgres(ctx context.Context, serverURL, tenant string, files 
 	du.Path = "/" + name
 	st, err := openMigrated(ctx, du.String(), opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer st.Close()
-	res = &OfflineResult{}
+	return fn(st)
+}
+
+func digestInto(ctx context.Context, st *store.Store, tenant string, files []EventFile) (*OfflineResult, error) {
+	res := &OfflineResult{}
 	for _, f := range files {
 		for i := range f.Events {
 			res.Submitted++
 			ar, err := st.Append(ctx, tenant, &f.Events[i])
 			if err != nil {
-				if _, ok := event.CodeOf(err); ok {
+				if code, ok := event.CodeOf(err); ok && code != event.CodeStorage {
 					return nil, &InputError{File: f.Name, Index: i, Err: err}
 				}
 				return nil, fmt.Errorf("append %s event %d: %w", f.Name, i, err)
@@ -76,9 +91,11 @@ func DigestThroughPostgres(ctx context.Context, serverURL, tenant string, files 
 		}
 		res.Head = r.LastLogSeq
 	}
-	if res.Digests, err = pg.LiveDigests(ctx, tenant); err != nil {
+	d, err := pg.LiveDigests(ctx, tenant)
+	if err != nil {
 		return nil, err
 	}
+	res.Digests = d
 	return res, nil
 }
 

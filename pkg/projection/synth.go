@@ -13,6 +13,9 @@ import (
 type SynthOptions struct {
 	Seed   uint64
 	Traces int
+	// FirstTrace numbers the first generated trace, so a large log can be
+	// generated in chunks that never repeat an id.
+	FirstTrace int
 	// OpenEvery leaves every n-th trace unfinished (0: 7).
 	OpenEvery int
 	// Retries re-submits this fraction of envelopes (idempotent retries,
@@ -42,7 +45,7 @@ func Synthetic(o SynthOptions) []event.Envelope {
 	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
 	perTrace := make([][]event.Envelope, o.Traces)
 	for i := range perTrace {
-		perTrace[i] = synthTrace(r, o, i)
+		perTrace[i] = synthTrace(r, o, o.FirstTrace+i)
 	}
 	// Interleave: repeatedly take the next event of a random unfinished
 	// trace among a sliding window, so traces overlap in the log.
@@ -85,7 +88,7 @@ func synthTrace(r *rand.Rand, o SynthOptions, i int) []event.Envelope {
 			Payload: payload, Tags: []string{},
 		})
 	}
-	acct := fmt.Sprintf("acct:%d", r.IntN(max(o.Traces/3, 1)))
+	acct := fmt.Sprintf("acct:%d", r.IntN(max((o.FirstTrace+o.Traces)/3, 1)))
 	big := strings.Repeat("9", 20) + fmt.Sprintf("%020d", r.Uint64()%1e18)
 	add(event.TypeTraceStarted, map[string]any{
 		"workflow":       []string{"renewal_discount", "deal_approval", "support_escalation"}[i%3],

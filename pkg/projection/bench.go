@@ -1,0 +1,204 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// BenchOptions size a projection benchmark.
+type BenchOptions struct {
+	Tenant       string
+	Events       int // approximate size of the log (default 100000)
+	Burst        int // events appended before the catch-up measurement (default 10000)
+	Queries      int // subgraph and precedent queries each (default 1000)
+	DigestEvents int // size of the offline digest log (default 10000)
+	Seed         uint64
+	Progress     io.Writer // progress lines; nil for none
+}
+
+func (o BenchOptions) withDefaults() BenchOptions {
+	if o.Tenant == "" {
+		o.Tenant = "bench"
+	}
+	if o.Events <= 0 {
+		o.Events = 100000
+	}
+	if o.Burst <= 0 {
+		o.Burst = 10000
+	}
+	if o.Queries <= 0 {
+		o.Queries = 1000
+	}
+	if o.DigestEvents <= 0 {
+		o.DigestEvents = 10000
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return o
+}
+
+// Throughput is a timed pass over some events.
+type Throughput struct {
+	Events     int64   `json:"events"`
+	Seconds    float64 `json:"seconds"`
+	EventsPerS float64 `json:"events_per_second"`
+}
+
+func throughput(n int64, d time.Duration) Throughput {
+	t := Throughput{Events: n, Seconds: d.Seconds()}
+	if t.Seconds > 0 {
+		t.EventsPerS = float64(n) / t.Seconds
+	}
+	return t
+}
+
+// Latency summarises query latencies in milliseconds.
+type Latency struct {
+	Queries int     `json:"queries"`
+	P50ms   float64 `json:"p50_ms"`
+	P99ms   float64 `json:"p99_ms"`
+	MaxMs   float64 `json:"max_ms"`
+}
+
+func latency(ds []time.Duration) Latency {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	return Latency{Queries: len(ds), P50ms: ms(ds[len(ds)/2]), P99ms: ms(ds[(len(ds)*99)/100]), MaxMs: ms(ds[len(ds)-1])}
+}
+
+// BenchReport holds every figure of a benchmark run.
+type BenchReport struct {
+	Tenant        string     `json:"tenant"`
+	Traces        int        `json:"traces"`
+	Load          Throughput `json:"bulk_load"`
+	RawRead       Throughput `json:"raw_sequential_read"`
+	Rebuild       Throughput `json:"full_rebuild"`
+	RebuildBuildS float64    `json:"rebuild_build_seconds"`
+	RebuildSwapS  float64    `json:"rebuild_swap_seconds"`
+	CatchUp       Throughput `json:"catch_up_after_burst"`
+	Subgraph      Latency    `json:"subgraph_depth2"`
+	Precedent     Latency    `json:"precedent_search"`
+	Offline       Throughput `json:"offline_digest"`
+}
+
+// eventsPerTrace is roughly how many events Synthetic makes per trace.
+const eventsPerTrace = 9
+
+// RunBench loads a synthetic log into tenant (which should be empty) and
+// measures: a raw sequential read of the log (the baseline), a full
+// rebuild with swap, catch-up after a burst of appends, depth-2 subgraph
+// queries, precedent searches, and the offline in-memory digest.
+func RunBench(ctx context.Context, st *store.Store, o BenchOptions) (*BenchReport, error) {
+	o = o.withDefaults()
+	pg := NewPG(st, 0)
+	rep := &BenchReport{Tenant: o.Tenant}
+	loader, err := NewBulkLoader(ctx, st.Pool(), o.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	traces := max(o.Events/eventsPerTrace, 1)
+	const chunk = 2000
+	start := time.Now()
+	var loaded int64
+	for first := 0; first < traces; first += chunk {
+		envs := Synthetic(SynthOptions{Seed: o.Seed + uint64(first), Traces: min(chunk, traces-first), FirstTrace: first})
+		if _, err := loader.Load(ctx, envs); err != nil {
+			return nil, err
+		}
+		loaded += int64(len(envs))
+	}
+	rep.Traces = traces
+	rep.Load = throughput(loaded, time.Since(start))
+	fmt.Fprintf(o.Progress, "loaded %d events (%d traces) in %.1fs\n", loaded, traces, rep.Load.Seconds)
+
+	start = time.Now()
+	var read int64
+	if _, err := st.Stream(ctx, o.Tenant, 0, rebuildReadBatch, func(evs []*event.StoredEvent) error {
+		read += int64(len(evs))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	rep.RawRead = throughput(read, time.Since(start))
+	fmt.Fprintf(o.Progress, "raw read: %.0f events/s\n", rep.RawRead.EventsPerS)
+
+	start = time.Now()
+	rb, err := pg.Rebuild(ctx, RebuildOptions{Tenant: o.Tenant})
+	if err != nil {
+		return nil, err
+	}
+	rep.Rebuild = throughput(int64(rb.Events), time.Since(start))
+	rep.RebuildBuildS, rep.RebuildSwapS = rb.BuildTime.Seconds(), float64(rb.SwapMillis)/1000
+	fmt.Fprintf(o.Progress, "full rebuild: %.0f events/s (%.1fs)\n", rep.Rebuild.EventsPerS, rep.Rebuild.Seconds)
+
+	burst := Synthetic(SynthOptions{Seed: o.Seed + 1<<40, Traces: max(o.Burst/eventsPerTrace, 1), FirstTrace: traces})
+	if _, err := loader.Load(ctx, burst); err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(Names()))
+	for i, name := range Names() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pg.NewCatcher(o.Tenant, name)
+			if err == nil {
+				_, err = c.CatchUp(ctx, 0)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	rep.CatchUp = throughput(int64(len(burst)), time.Since(start))
+	fmt.Fprintf(o.Progress, "catch-up after a burst of %d: %.0f events/s\n", len(burst), rep.CatchUp.EventsPerS)
+
+	r := rand.New(rand.NewPCG(o.Seed, 1))
+	var ds []time.Duration
+	for i := 0; i < o.Queries; i++ {
+		t0 := time.Now()
+		if _, err := pg.ContextSubgraph(ctx, o.Tenant, SubgraphQuery{NodeType: "trace", NodeID: synthTraceID(r.IntN(traces)), MaxDepth: 2}); err != nil {
+			return nil, err
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	rep.Subgraph = latency(ds)
+	ds = ds[:0]
+	outcomes := []string{"", "success", "failure"}
+	for i := 0; i < o.Queries; i++ {
+		t0 := time.Now()
+		if _, err := pg.FindPrecedents(ctx, o.Tenant, PrecedentQuery{PolicyID: fmt.Sprintf("policy_%d", r.IntN(10)), Outcome: outcomes[r.IntN(3)], Limit: 100}); err != nil {
+			return nil, err
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	rep.Precedent = latency(ds)
+	fmt.Fprintf(o.Progress, "subgraph depth 2 p99 %.2f ms, precedent search p99 %.2f ms\n", rep.Subgraph.P99ms, rep.Precedent.P99ms)
+
+	envs := Synthetic(SynthOptions{Seed: o.Seed + 7, Traces: max(o.DigestEvents/eventsPerTrace, 1)})
+	start = time.Now()
+	off, err := DigestOffline("default", []EventFile{{Name: "synthetic", Events: envs}}, event.Options{})
+	if err != nil {
+		return nil, err
+	}
+	rep.Offline = throughput(int64(off.Appended), time.Since(start))
+	fmt.Fprintf(o.Progress, "offline digest of %d events: %.0f events/s\n", off.Appended, rep.Offline.EventsPerS)
+	return rep, nil
+}
