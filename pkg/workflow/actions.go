@@ -249,7 +249,7 @@ func (s *Service) actOnce(ctx context.Context, tenant, wid string, caller *Calle
 	var res *ActionResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7))`,
-			tenant+"\x00"+caller.AccountID+"\x00"+req.IdempotencyKey); err != nil {
+			tenant+"\x1f"+caller.AccountID+"\x1f"+req.IdempotencyKey); err != nil {
 			return fmt.Errorf("lock idempotency key: %w", err)
 		}
 		var storedHash, storedWID string
