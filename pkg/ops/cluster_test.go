@@ -71,6 +71,7 @@ func processUID(t *testing.T, pid int) int {
 // TestClusterLifecycle drives the same code `dg db start|stop|status` and
 // `dg up` use: initdb, start, a second start, stop twice, restart.
 func TestClusterLifecycle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := sharedDir(t)
 	cfg := ops.ClusterConfig{
@@ -430,6 +431,7 @@ func TestClusterLockedByAnotherRun(t *testing.T) {
 // account when the tests run as root, covering a non-root dg that runs its
 // cluster as itself (socket and data directory owned by it).
 func TestClusterAsUnprivilegedUser(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("DG_OPS_TEST_NONROOT") != "" {
 		return // already the child: TestClusterLifecycle covers it
 	}
@@ -476,6 +478,7 @@ func TestClusterAsUnprivilegedUser(t *testing.T) {
 // TestClusterRestartsAfterCrash: a postmaster killed with SIGKILL leaves a
 // stale postmaster.pid; status must say stopped and start must recover.
 func TestClusterRestartsAfterCrash(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	cfg := ops.ClusterConfig{DataDir: filepath.Join(sharedDir(t), "pgdata"), Port: freePort(t), DisableFsync: true, Database: "dg"}
 	c := newCluster(t, cfg)

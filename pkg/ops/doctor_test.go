@@ -207,6 +207,7 @@ func TestDoctorExternalReachable(t *testing.T) {
 }
 
 func TestDoctorRunningManagedCluster(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	cfg := ops.ClusterConfig{DataDir: filepath.Join(sharedDir(t), "pgdata"), Port: freePort(t), DisableFsync: true}
 	c := newCluster(t, cfg)
