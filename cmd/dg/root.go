@@ -161,6 +161,7 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newUpCmds,
 	newProjectionsCmds,
 	newAccountsCmds,
+	newBackupCmds, newRestoreCmds, newDrillCmds, newStatusCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
