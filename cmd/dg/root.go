@@ -162,6 +162,7 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newProjectionsCmds,
 	newAccountsCmds,
 	newBackupCmds, newRestoreCmds, newDrillCmds, newStatusCmds,
+	newEventsCmds, newMigrateCmds, newBenchCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
