@@ -69,7 +69,7 @@ func newDBStartCmd(a *app) *cobra.Command {
 			} else {
 				fmt.Fprintf(a.stdout, "managed PostgreSQL started (pid %d, port %d, data dir %s)\n", st.PID, st.Port, st.DataDir)
 			}
-			fmt.Fprintf(a.stdout, "connect: psql 'host=%s port=%d user=%s dbname=%s' (password in %s)\n", st.SocketDir, st.Port, ops.SuperUser, ops.DefaultDatabase, c.PasswordFile())
+			fmt.Fprintf(a.stdout, "connect: PGPASSWORD=$(cat %s) psql 'host=%s port=%d user=%s dbname=%s'\n", st.PasswordFile, st.SocketDir, st.Port, st.SuperUser, ops.DefaultDatabase)
 			return nil
 		},
 	}
@@ -155,6 +155,7 @@ not; read "running" (or the first line) to tell.`,
 			fmt.Fprintf(tw, "server version:\t%s (%s)\n", st.ServerVersion, st.BinDir)
 			fmt.Fprintf(tw, "socket dir:\t%s\n", st.SocketDir)
 			fmt.Fprintf(tw, "runs as:\t%s\n", st.RunAs)
+			fmt.Fprintf(tw, "superuser:\t%s (password in %s)\n", st.SuperUser, st.PasswordFile)
 			fmt.Fprintf(tw, "log:\t%s\n", st.LogFile)
 			return tw.Flush()
 		},

@@ -110,6 +110,9 @@ type ClusterStatus struct {
 	BinDir        string `json:"bin_dir"`
 	RunAs         string `json:"run_as"`
 	LogFile       string `json:"log_file"`
+	// PasswordFile holds the password of SuperUser (mode 0600).
+	PasswordFile string `json:"password_file"`
+	SuperUser    string `json:"superuser"`
 }
 
 // Cluster is a managed PostgreSQL cluster. It is safe to create several
@@ -317,6 +320,8 @@ func (c *Cluster) Status(ctx context.Context) (ClusterStatus, error) {
 		BinDir:        c.bin.Dir,
 		RunAs:         c.user.name,
 		LogFile:       c.LogFile(),
+		PasswordFile:  c.cfg.PasswordFile,
+		SuperUser:     SuperUser,
 	}
 	if v, err := os.ReadFile(filepath.Join(c.cfg.DataDir, "PG_VERSION")); err == nil {
 		st.Initialized = true

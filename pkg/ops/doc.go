@@ -10,6 +10,6 @@
 // This package must never import cobra or viper or read the manifest:
 // configuration arrives as typed structs (ClusterConfig, DoctorConfig).
 // Failures callers branch on are sentinel errors (ErrBinariesMissing,
-// ErrPortInUse, ErrForeignOwner, ErrNewerDataDir, ...) wrapped with context;
+// ErrPortInUse, ErrForeignOwner, ErrNewerDataDir, ErrLocked...) wrapped with context;
 // use errors.Is to map them to exit codes and messages.
 package ops
