@@ -24,8 +24,9 @@ const (
 
 // startLocal runs a throwaway cluster through pkg/ops in a temp directory.
 func startLocal(ctx context.Context, env func(string) (string, bool), searchRoot string) (*server, error) {
-	reapStale(os.TempDir())
-	dir, err := os.MkdirTemp("", dirPrefix)
+	base := clusterBase()
+	reapStale(base)
+	dir, err := os.MkdirTemp(base, dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create cluster directory: %w", err)
 	}
@@ -83,6 +84,16 @@ func startLocal(ctx context.Context, env func(string) (string, bool), searchRoot
 			return errors.Join(stopErr, os.RemoveAll(dir))
 		},
 	}, nil
+}
+
+// clusterBase is where cluster directories go: the temp dir, unless its
+// path is so long that the socket path would pass the 107-byte limit.
+func clusterBase() string {
+	base := os.TempDir()
+	if len(base)+len("/"+dirPrefix+"0123456789/sock/.s.PGSQL.5432") > 107 {
+		return "/tmp"
+	}
+	return base
 }
 
 // reapStale removes throwaway clusters left by test binaries that died
