@@ -10,7 +10,7 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 fi
 case "$1" in
 remove | purge | 0)
-	echo "dg: removed. Data in /var/lib/dg and the dg user were kept; see docs/install.md (Uninstalling)." >&2
+	echo "dg: removed. Any data in /var/lib/dg and /var/backups/dg, and the dg user, were kept; see install.md (Uninstalling)." >&2
 	;;
 esac
 exit 0
