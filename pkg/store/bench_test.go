@@ -3,11 +3,9 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/decisiongraph/dg/pkg/store"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // BenchmarkAppend measures Store.Append (validation, rules, hash chain,
@@ -20,22 +18,10 @@ import (
 //
 //	go test ./pkg/store -run '^$' -bench Append -benchtime 20000x
 func BenchmarkAppend(b *testing.B) {
-	if u := os.Getenv("DG_BENCH_DATABASE_URL"); u != "" {
-		b.Setenv("DG_TEST_DATABASE_URL", u)
-	}
 	for _, clients := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			_, dbURL := newTestDB(b)
-			cfg, err := pgxpool.ParseConfig(dbURL)
-			if err != nil {
-				b.Fatal(err)
-			}
-			cfg.MaxConns = 80 // the raw baseline's 64 clients each need a connection
-			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer pool.Close()
+			// The raw baseline's 64 clients each need a connection.
+			pool := newBenchDB(b, 80)
 			b.ResetTimer()
 			rep, err := store.RunAppendBench(context.Background(), pool, store.BenchOptions{Events: b.N, Clients: []int{clients}, Raw: true})
 			if err != nil {

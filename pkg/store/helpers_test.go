@@ -11,60 +11,83 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/decisiongraph/dg/pkg/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// newTestDB creates a fresh, migrated database for one test in the
-// development Postgres named by DG_TEST_DATABASE_URL and drops it when the
-// test ends. It fails (never skips) when no database is configured.
-// TODO: switch to internal/pgtest once it has landed.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// newTestDB gives a test its own fresh, migrated database (internal/pgtest:
+// DG_TEST_DATABASE_URL, else a throwaway cluster), dropped when it ends.
 func newTestDB(t testing.TB) (pool *pgxpool.Pool, dbURL string) {
 	t.Helper()
-	base := os.Getenv("DG_TEST_DATABASE_URL")
+	dbURL = pgtest.NewURL(t)
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatalf("connect to test database: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, dbURL
+}
+
+// newBenchDB creates a migrated database for benchmarks on the server named
+// by DG_BENCH_DATABASE_URL (or DG_TEST_DATABASE_URL), with a pool of
+// maxConns, and drops it at the end. Benchmarks pick their server
+// explicitly because the figures depend on its durability settings.
+func newBenchDB(b *testing.B, maxConns int32) *pgxpool.Pool {
+	b.Helper()
+	base := os.Getenv("DG_BENCH_DATABASE_URL")
 	if base == "" {
-		t.Fatal("DG_TEST_DATABASE_URL is not set: store tests need a PostgreSQL superuser URL, e.g. postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable")
+		base = os.Getenv("DG_TEST_DATABASE_URL")
+	}
+	if base == "" {
+		b.Fatal("set DG_BENCH_DATABASE_URL (or DG_TEST_DATABASE_URL) to a PostgreSQL superuser URL; use fsync=on and synchronous_commit=on for meaningful figures")
 	}
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Fatalf("connect to DG_TEST_DATABASE_URL: %v", err)
+		b.Fatalf("connect to benchmark server: %v", err)
 	}
 	defer admin.Close(ctx)
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
-	name := "store_" + hex.EncodeToString(rnd[:])
+	name := "store_bench_" + hex.EncodeToString(rnd[:])
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
+		b.Fatalf("create benchmark database: %v", err)
 	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse DG_TEST_DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + name
-	dbURL = u.String()
-	pool, err = pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect to test database: %v", err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
+	b.Cleanup(func() {
 		c, err := pgx.Connect(context.Background(), base)
 		if err != nil {
-			t.Errorf("drop test database: %v", err)
+			b.Errorf("drop benchmark database: %v", err)
 			return
 		}
 		defer c.Close(context.Background())
 		if _, err := c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database: %v", err)
+			b.Errorf("drop benchmark database: %v", err)
 		}
 	})
-	if err := store.Migrate(ctx, pool); err != nil {
-		t.Fatalf("migrate test database: %v", err)
+	u, err := url.Parse(base)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return pool, dbURL
+	u.Path = "/" + name
+	cfg, err := pgxpool.ParseConfig(u.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatalf("connect to benchmark database: %v", err)
+	}
+	b.Cleanup(pool.Close)
+	if err := store.Migrate(ctx, pool); err != nil {
+		b.Fatalf("migrate benchmark database: %v", err)
+	}
+	return pool
 }
 
 func newTestStore(t testing.TB, opts store.Options) (*store.Store, *pgxpool.Pool) {
