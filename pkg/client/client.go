@@ -94,19 +94,25 @@ func (c *Client) AppendEvent(ctx context.Context, env *event.Envelope) (*AppendR
 
 // AppendEventJSON appends an event given as its JSON document.
 func (c *Client) AppendEventJSON(ctx context.Context, body []byte) (*AppendResult, error) {
-	var data struct {
-		Event                   json.RawMessage `json:"event"`
-		ProjectionSyncTriggered bool            `json:"projection_sync_triggered"`
+	var resp struct {
+		Data struct {
+			Event                   json.RawMessage `json:"event"`
+			ProjectionSyncTriggered bool            `json:"projection_sync_triggered"`
+		} `json:"data"`
+		RequestID string `json:"request_id"`
 	}
-	rid, err := c.do(ctx, http.MethodPost, "/api/v1/events", body, &data)
+	b, err := c.send(ctx, http.MethodPost, "/api/v1/events", body)
 	if err != nil {
 		return nil, err
 	}
-	ev, err := decodeStored(data.Event)
+	if err := json.Unmarshal(b, &resp); err != nil || len(resp.Data.Event) == 0 {
+		return nil, fmt.Errorf("POST /api/v1/events: the response is not an append envelope: %v", err)
+	}
+	ev, err := decodeStored(resp.Data.Event)
 	if err != nil {
 		return nil, err
 	}
-	return &AppendResult{Event: ev, Raw: data.Event, ProjectionSyncTriggered: data.ProjectionSyncTriggered, RequestID: rid}, nil
+	return &AppendResult{Event: ev, Raw: resp.Data.Event, ProjectionSyncTriggered: resp.Data.ProjectionSyncTriggered, RequestID: resp.RequestID}, nil
 }
 
 // Trace is the answer to GetTrace.
@@ -167,13 +173,35 @@ func (c *Client) Healthz(ctx context.Context) (map[string]any, error) {
 // do sends one authenticated request and decodes the success envelope's
 // data into out. It returns the request id.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) (string, error) {
+	b, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return "", err
+	}
+	var env struct {
+		Data      json.RawMessage `json:"data"`
+		RequestID string          `json:"request_id"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil || len(env.Data) == 0 {
+		return "", fmt.Errorf("%s %s: the response is not a success envelope: %v", method, path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(env.Data))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return env.RequestID, fmt.Errorf("%s %s: decode response data: %w", method, path, err)
+	}
+	return env.RequestID, nil
+}
+
+// send makes one authenticated request and returns the body of a 2xx
+// answer; anything else becomes an *Error.
+func (c *Client) send(ctx context.Context, method, path string, body []byte) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return "", fmt.Errorf("build %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("build %s %s: %w", method, path, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.token)
@@ -183,29 +211,17 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("%s %s: read response: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		return "", apiError(resp, b)
+		return nil, apiError(resp, b)
 	}
-	var env struct {
-		Data      json.RawMessage `json:"data"`
-		RequestID string          `json:"request_id"`
-	}
-	if err := json.Unmarshal(b, &env); err != nil || len(env.Data) == 0 {
-		return "", &Error{Status: resp.StatusCode, Message: "the response is not a success envelope", RequestID: resp.Header.Get("x-request-id")}
-	}
-	dec := json.NewDecoder(bytes.NewReader(env.Data))
-	dec.UseNumber()
-	if err := dec.Decode(out); err != nil {
-		return env.RequestID, fmt.Errorf("%s %s: decode response data: %w", method, path, err)
-	}
-	return env.RequestID, nil
+	return b, nil
 }
 
 func apiError(resp *http.Response, body []byte) error {

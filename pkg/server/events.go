@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/decisiongraph/dg/pkg/event"
@@ -50,7 +51,32 @@ func (a *api) handleAppendEvent(w http.ResponseWriter, r *http.Request, p *Princ
 	if res.Replayed {
 		a.s.log.DebugContext(r.Context(), "idempotent append replayed", append(logAttrs(r), "event_id", res.Event.EventID, "log_seq", res.Event.LogSeq)...)
 	}
-	a.s.writeData(w, r, http.StatusCreated, appendResponse{Event: raw, ProjectionSyncTriggered: synced})
+	a.writeAppended(w, r, raw, synced)
+}
+
+// writeAppended writes the 201 success envelope around the stored event's
+// JSON without re-encoding it (appends are the hot path).
+func (a *api) writeAppended(w http.ResponseWriter, r *http.Request, raw []byte, synced bool) {
+	rid, err := json.Marshal(requestID(r.Context()))
+	if err != nil {
+		a.s.writeData(w, r, http.StatusCreated, appendResponse{Event: raw, ProjectionSyncTriggered: synced})
+		return
+	}
+	buf := make([]byte, 0, len(raw)+len(rid)+96)
+	buf = append(buf, `{"data":{"event":`...)
+	buf = append(buf, raw...)
+	buf = append(buf, `,"projection_sync_triggered":`...)
+	buf = strconv.AppendBool(buf, synced)
+	buf = append(buf, `},"request_id":`...)
+	buf = append(buf, rid...)
+	buf = append(buf, '}', '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(buf)))
+	w.WriteHeader(http.StatusCreated)
+	if _, err := w.Write(buf); err != nil {
+		a.s.log.DebugContext(r.Context(), "write append response", append(logAttrs(r), "err", err)...)
+	}
 }
 
 // isJSONContentType accepts application/json and application/*+json, with

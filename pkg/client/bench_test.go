@@ -1,0 +1,122 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/decisiongraph/dg/pkg/client"
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/server"
+)
+
+var benchRun atomic.Int64
+
+func benchEnvelopes(prefix string, n int) []*event.Envelope {
+	out := make([]*event.Envelope, n)
+	for i := range out {
+		tr := fmt.Sprintf("%s-%d", prefix, i)
+		out[i] = &event.Envelope{EventID: tr + "-e0", TraceID: tr, EventType: "TraceStarted", OccurredAt: "2026-01-01T00:00:00Z",
+			Source: event.Source{ProducerID: "bench", System: "bench"}, Actor: event.Actor{ActorType: "agent", ActorID: "bench-agent"},
+			IdempotencyKey: tr + ":0", SchemaVersion: 1, Tags: []string{},
+			Payload: map[string]any{"workflow": "bench", "title": "benchmark trace " + tr,
+				"primary_entity": map[string]any{"entity_type": "ticket", "entity_id": tr, "system": "bench"}}}
+	}
+	return out
+}
+
+// runAppends appends b.N new events with `clients` concurrent callers and
+// reports events/s and the p50/p99 latency of one append.
+func runAppends(b *testing.B, clients int, mode string, appendOne func(context.Context, *event.Envelope) error) {
+	envs := benchEnvelopes(fmt.Sprintf("bench-%s-%d-%d", mode, clients, benchRun.Add(1)), b.N)
+	lat := make([][]time.Duration, clients)
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(envs) {
+					return
+				}
+				t0 := time.Now()
+				if err := appendOne(ctx, envs[i]); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if p := failed.Load(); p != nil {
+		b.Fatalf("append failed: %v", *p)
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "events/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkAppend compares appending over HTTP (auth, JSON decoding,
+// validation, response encoding, the client's round trip) with the
+// in-process store path, at 1, 32 and 128 concurrent clients, in one run
+// against one database. Target: >= 5,000 events/s over HTTP at 128
+// clients. Run with:
+//
+//	go test -run '^$' -bench BenchmarkAppend -benchtime 5000x ./pkg/client
+func BenchmarkAppend(b *testing.B) {
+	ts, st := startNode(b, server.RateLimits{Read: -1, Write: -1})
+	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512}
+	b.Cleanup(tr.CloseIdleConnections)
+	c := client.New(ts.URL, writerToken, tenant, client.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}))
+	for _, n := range []int{1, 32, 128} {
+		b.Run(fmt.Sprintf("store/clients=%d", n), func(b *testing.B) {
+			runAppends(b, n, "store", func(ctx context.Context, env *event.Envelope) error {
+				_, err := st.Append(ctx, tenant, env)
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("http/clients=%d", n), func(b *testing.B) {
+			runAppends(b, n, "http", func(ctx context.Context, env *event.Envelope) error {
+				_, err := c.AppendEvent(ctx, env)
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkHealthzRoundTrip is the floor of one HTTP round trip on this
+// machine (no auth, no database), to read BenchmarkAppend's HTTP figures
+// against.
+func BenchmarkHealthzRoundTrip(b *testing.B) {
+	ts, _ := startNode(b, server.RateLimits{})
+	c := client.New(ts.URL, readerToken, tenant)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Healthz(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
