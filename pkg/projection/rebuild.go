@@ -211,17 +211,37 @@ func (pg *PG) buildShadow(ctx context.Context, tenant string, set Set, until int
 	}
 	b := &shadowBuilder{ctx: ctx, tx: tx, tenant: tenant, set: set, proj: NewProjector(set), traces: traceMemory{},
 		nodeSeen: map[string]struct{}{}, edgeSeen: map[string]struct{}{}, evalSeen: map[string]struct{}{}, open: map[string]*Summary{}}
+	// A reader goroutine fetches (and decodes) the next batch while this
+	// one is projected and copied.
+	type batch struct {
+		evs []*event.StoredEvent
+		err error
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan batch, 2)
+	go func() {
+		defer close(batches)
+		after := int64(0)
+		for after < until {
+			evs, err := pg.st.ReadBatch(rctx, tenant, after, rebuildReadBatch)
+			select {
+			case batches <- batch{evs, err}:
+			case <-rctx.Done():
+				return
+			}
+			if err != nil || len(evs) < rebuildReadBatch {
+				return
+			}
+			after = evs[len(evs)-1].LogSeq
+		}
+	}()
 	count := 0
-	after := int64(0)
-	for after < until {
-		evs, err := pg.st.ReadBatch(ctx, tenant, after, rebuildReadBatch)
-		if err != nil {
-			return count, err
+	for bt := range batches {
+		if bt.err != nil {
+			return count, bt.err
 		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, ev := range evs {
+		for _, ev := range bt.evs {
 			if ev.LogSeq > until {
 				break
 			}
@@ -229,10 +249,6 @@ func (pg *PG) buildShadow(ctx context.Context, tenant string, set Set, until int
 				return count, fmt.Errorf("rebuild stopped: %w", err)
 			}
 			count++
-			after = ev.LogSeq
-		}
-		if len(evs) < rebuildReadBatch {
-			break
 		}
 	}
 	if err := b.finish(); err != nil {
@@ -311,8 +327,18 @@ func (pg *PG) Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, er
 	if o.DryRun {
 		return rep, pg.dropShadow(ctx, o.Tenant)
 	}
+	// A projection whose live rows already equal the rebuild at the same
+	// checkpoint keeps its rows: copying identical rows would only cost.
+	// The policy-eval index is not digested, so precedent_index is always
+	// copied.
+	same := map[string]int64{}
+	for _, name := range []string{ContextGraph, TraceSummary} {
+		if m, _ := SetOf(name); set&m != 0 && rebuilt.Of(name) == live.Of(name) && rep.LiveCursors[name] == head {
+			same[name] = head
+		}
+	}
 	swapStart := time.Now()
-	if err := pg.swap(ctx, o.Tenant, set, head); err != nil {
+	if err := pg.swap(ctx, o.Tenant, set, head, same); err != nil {
 		return rep, err
 	}
 	rep.Swapped = true
@@ -357,18 +383,32 @@ func (pg *PG) dropShadow(ctx context.Context, tenant string) error {
 
 // swap replaces a tenant's live rows of the projections in set by the
 // shadow rows, in one transaction under the projections' locks.
-func (pg *PG) swap(ctx context.Context, tenant string, set Set, head int64) error {
+//
+// Projections in same (name -> checkpoint seen with equal digests) keep
+// their rows if their checkpoint has not moved since.
+func (pg *PG) swap(ctx context.Context, tenant string, set Set, head int64, same map[string]int64) error {
 	tx, err := pg.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin swap: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
+	copySet := set
 	for _, name := range set.names() {
 		if err := lockScope(ctx, tx, tenant, name); err != nil {
 			return err
 		}
+		if seen, ok := same[name]; ok {
+			c, err := pg.Cursor(ctx, tx, tenant, name)
+			if err != nil {
+				return err
+			}
+			if c == seen {
+				m, _ := SetOf(name)
+				copySet &^= m
+			}
+		}
 	}
-	for _, table := range liveTables.of(set) {
+	for _, table := range liveTables.of(copySet) {
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE tenant_id = $1`, table), tenant); err != nil {
 			return fmt.Errorf("clear %s: %w", table, err)
 		}
@@ -379,13 +419,15 @@ func (pg *PG) swap(ctx context.Context, tenant string, set Set, head int64) erro
 	}
 	cols := map[string][]string{liveTables.nodes: nodeCols, liveTables.edges: edgeCols, liveTables.summary: summaryCols,
 		liveTables.policyEval: evalCols, liveTables.precedent: precCols}
-	live := liveTables.of(set)
+	live := liveTables.of(copySet)
 	// Insert in reverse of the delete order so nodes precede the edges that
 	// reference them.
 	for i := len(live) - 1; i >= 0; i-- {
 		table := live[i]
 		list := strings.Join(cols[table], ", ")
-		if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s WHERE tenant_id = $1`, table, list, list, shadowOf[table]), tenant); err != nil {
+		// Key order keeps the primary-key index inserts local.
+		key := strings.Split(list, ", ")[1]
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s WHERE tenant_id = $1 ORDER BY %s`, table, list, list, shadowOf[table], key), tenant); err != nil {
 			return fmt.Errorf("swap rebuilt rows into %s: %w", table, err)
 		}
 	}
@@ -399,6 +441,13 @@ func (pg *PG) swap(ctx context.Context, tenant string, set Set, head int64) erro
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit swap: %w", err)
+	}
+	// A swap replaces many rows at once: refresh planner statistics now
+	// rather than when autovacuum gets to it, so queries keep good plans.
+	for _, table := range live {
+		if _, err := pg.pool.Exec(ctx, "ANALYZE "+table); err != nil {
+			return fmt.Errorf("analyze %s after the swap: %w", table, err)
+		}
 	}
 	return nil
 }
