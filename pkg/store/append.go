@@ -242,6 +242,18 @@ func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) (answers []appe
 // lock and reads, all in one round trip, the log state every request of
 // the batch depends on.
 func loadBatchIndex(ctx context.Context, conn *pgx.Conn, reqs []*appendReq) (*logIndex, error) {
+	b := &pgx.Batch{}
+	queueLoad(b, reqs)
+	br := conn.SendBatch(ctx, b)
+	ix, err := readLoad(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return ix, err
+}
+
+// queueLoad queues BEGIN, the append lock and the lookups for reqs.
+func queueLoad(b *pgx.Batch, reqs []*appendReq) {
 	var (
 		idT, idP, idK []string
 		eidT, eidE    []string
@@ -272,7 +284,6 @@ func loadBatchIndex(ctx context.Context, conn *pgx.Conn, reqs []*appendReq) (*lo
 		}
 	}
 
-	b := &pgx.Batch{}
 	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLockKey)
 	b.Queue(`SELECT COALESCE(max(log_seq), 0) FROM dg_event_log`)
@@ -289,9 +300,10 @@ func loadBatchIndex(ctx context.Context, conn *pgx.Conn, reqs []*appendReq) (*lo
 		  EXISTS (SELECT 1 FROM dg_event_log WHERE tenant_id = k.t AND trace_id = k.tr AND event_type = 'TraceFinished')
 		FROM unnest($1::text[], $2::text[]) AS k(t, tr)`, trT, trID)
 	b.Queue(`SELECT tenant_id, chain_hash, event_count FROM dg_chain_heads WHERE tenant_id = ANY($1::text[])`, tenants)
+}
 
-	br := conn.SendBatch(ctx, b)
-	defer br.Close()
+// readLoad reads the results queueLoad asked for.
+func readLoad(br pgx.BatchResults) (*logIndex, error) {
 	ix := newLogIndex()
 	if _, err := br.Exec(); err != nil {
 		return nil, fmt.Errorf("begin append transaction: %w", err)
@@ -373,13 +385,35 @@ func loadBatchIndex(ctx context.Context, conn *pgx.Conn, reqs []*appendReq) (*lo
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read chain heads: %w", err)
 	}
-	return ix, br.Close()
+	return ix, nil
 }
 
 // writeEvents inserts the batch's new events with one multi-row INSERT,
 // moves the chain heads of their tenants, queues the NOTIFY and commits, in
 // one round trip.
 func writeEvents(ctx context.Context, conn *pgx.Conn, evs []*event.StoredEvent, ps []*prepared, ix *logIndex) error {
+	b := &pgx.Batch{}
+	queueWrite(b, evs, ps, ix)
+	br := conn.SendBatch(ctx, b)
+	err := readWrite(br, len(evs))
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("commit %d events: %w", len(evs), cerr)
+	}
+	if err == nil {
+		// COMMIT of a failed transaction answers ROLLBACK without an error.
+		if st := conn.PgConn().TxStatus(); st != 'I' {
+			err = fmt.Errorf("commit %d events: connection left in transaction state %q", len(evs), st)
+		}
+	}
+	return err
+}
+
+// writeStatements is how many statements queueWrite queues.
+const writeStatements = 4
+
+// queueWrite queues the batch insert, the chain-head upsert, the NOTIFY and
+// COMMIT.
+func queueWrite(b *pgx.Batch, evs []*event.StoredEvent, ps []*prepared, ix *logIndex) {
 	n := len(evs)
 	var (
 		logSeq, traceSeq, schemaVer                  = make([]int64, n), make([]int64, n), make([]int64, n)
@@ -411,7 +445,6 @@ func writeEvents(ctx context.Context, conn *pgx.Conn, evs []*event.StoredEvent, 
 		hT, hHash, hSeq, hCount = append(hT, t), append(hHash, cs.hash), append(hSeq, seq), append(hCount, cs.count)
 	}
 
-	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO dg_event_log (log_seq, tenant_id, event_id, trace_id, trace_seq, event_type, occurred_at,
 			recorded_at, producer_id, source_system, source_subsystem, actor_type, actor_id, correlation_id,
 			causation_event_id, idempotency_key, schema_version, tags, payload, payload_hash, event_hash, chain_hash)
@@ -433,22 +466,17 @@ func writeEvents(ctx context.Context, conn *pgx.Conn, evs []*event.StoredEvent, 
 		hT, hSeq, hHash, hCount)
 	b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatInt(ix.head, 10))
 	b.Queue(`COMMIT`)
-	br := conn.SendBatch(ctx, b)
-	for i := range b.Len() {
+}
+
+// readWrite reads the results of queueWrite's statements.
+func readWrite(br pgx.BatchResults, n int) error {
+	for i := range writeStatements {
 		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			if i == b.Len()-1 {
+			if i == writeStatements-1 {
 				return fmt.Errorf("commit %d events: %w", n, describePgError(err))
 			}
 			return fmt.Errorf("insert %d events: %w", n, describePgError(err))
 		}
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("commit %d events: %w", n, err)
-	}
-	// COMMIT of a failed transaction answers ROLLBACK without an error.
-	if st := conn.PgConn().TxStatus(); st != 'I' {
-		return fmt.Errorf("commit %d events: connection left in transaction state %q", n, st)
 	}
 	return nil
 }
