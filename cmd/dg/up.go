@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/decisiongraph/dg/pkg/manifest"
 	"github.com/decisiongraph/dg/pkg/server"
 )
 
@@ -24,7 +25,11 @@ SIGINT or SIGTERM drains requests and shuts down cleanly.`,
 			if err != nil {
 				return err
 			}
-			return server.RunNode(cmd.Context(), m, server.NodeOptions{Logger: a.logger, LookupEnv: a.env})
+			opts := server.NodeOptions{Logger: a.logger, LookupEnv: a.env}
+			if m.Database.Mode == manifest.ModeManaged {
+				opts.Cluster = managedClusterConfig(a, m)
+			}
+			return clusterError(server.RunNode(cmd.Context(), m, opts))
 		},
 	}
 	return []*cobra.Command{cmd}

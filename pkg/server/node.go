@@ -20,8 +20,12 @@ type NodeOptions struct {
 	Logger *slog.Logger
 	// OnReady is called once the API listens, with its address.
 	OnReady func(addr net.Addr)
-	// LookupEnv is passed to the managed cluster's binary search (nil: os).
+	// LookupEnv reads the environment (accounts precedence); nil: os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// Cluster is the managed cluster's configuration (managed mode only),
+	// mapped from the manifest by the caller so that `dg up`, `dg db` and
+	// `dg doctor` share one mapping.
+	Cluster ops.ClusterConfig
 }
 
 // node is one running dg process: database, event log and HTTP listener.
@@ -57,7 +61,7 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 			err = cerr
 		}
 	}()
-	url, err := n.database(ctx, opts.LookupEnv)
+	url, err := n.database(ctx, opts.Cluster)
 	if err != nil {
 		return err
 	}
@@ -84,26 +88,20 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 
 // database returns the URL of the node's database, starting the managed
 // cluster first in managed mode.
-func (n *node) database(ctx context.Context, lookupEnv func(string) (string, bool)) (string, error) {
+func (n *node) database(ctx context.Context, cc ops.ClusterConfig) (string, error) {
 	if n.m.Database.Mode == manifest.ModeExternal {
 		n.dbName = "external"
 		return n.m.Database.URL, nil
 	}
-	mg := n.m.Database.Managed
-	c, err := ops.NewCluster(ctx, ops.ClusterConfig{
-		DataDir:   mg.DataDir,
-		Port:      mg.Port,
-		BinDir:    mg.BinDir,
-		RunAs:     mg.RunAs,
-		Database:  ops.DefaultDatabase,
-		LookupEnv: lookupEnv,
-		Logger:    n.log,
-	})
+	if cc.Logger == nil {
+		cc.Logger = n.log
+	}
+	c, err := ops.NewCluster(ctx, cc)
 	if err != nil {
 		return "", fmt.Errorf("prepare managed PostgreSQL: %w", err)
 	}
 	n.cluster = c
-	n.log.Info("starting managed PostgreSQL", "data_dir", c.DataDir(), "port", mg.Port)
+	n.log.Info("starting managed PostgreSQL", "data_dir", c.DataDir(), "port", cc.Port)
 	already, err := c.Start(ctx)
 	if err != nil {
 		return "", fmt.Errorf("start managed PostgreSQL: %w", err)
@@ -112,7 +110,7 @@ func (n *node) database(ctx context.Context, lookupEnv func(string) (string, boo
 		n.log.Info("managed PostgreSQL was already running; dg will leave it running on exit", "data_dir", c.DataDir())
 	}
 	n.startedCluster = !already
-	n.dbName = ops.DefaultDatabase
+	n.dbName = cc.Database
 	return c.URL(), nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/decisiongraph/dg/pkg/manifest"
+	"github.com/decisiongraph/dg/pkg/ops"
 	"github.com/decisiongraph/dg/pkg/server"
 )
 
@@ -46,13 +47,15 @@ func TestRunNodeManagedCluster(t *testing.T) {
 	m.Database.Managed.DataDir = filepath.Join(dir, "pgdata")
 	m.Database.Managed.Port = freePort(t)
 	m.Server.Listen = "127.0.0.1:0"
+	mg := m.Database.Managed
+	cluster := ops.ClusterConfig{DataDir: mg.DataDir, Port: mg.Port, RunAs: mg.RunAs, Database: ops.DefaultDatabase}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- server.RunNode(ctx, m, server.NodeOptions{OnReady: func(a net.Addr) { addrc <- a }})
+		done <- server.RunNode(ctx, m, server.NodeOptions{Cluster: cluster, OnReady: func(a net.Addr) { addrc <- a }})
 	}()
 	var base string
 	select {
