@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/decisiongraph/dg/pkg/auth"
@@ -23,16 +25,45 @@ func TestHealthzShowsAuth(t *testing.T) {
 	if a["bootstrap_source"] != "application_env" || a["configured_accounts"] != float64(3) || a["operator_console_account_id"] != "dev-admin" {
 		t.Fatalf("auth section: %v", a)
 	}
-	if body := rec.Body.String(); contains(body, auth.DevAdminToken) {
+	if body := rec.Body.String(); strings.Contains(body, auth.DevAdminToken) {
 		t.Fatalf("healthz leaks a token: %s", body)
 	}
 }
 
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
+// TestQueryListAcceptsBothForms: list filters may be repeated, comma
+// separated, or both; blanks and duplicates are dropped, order kept.
+func TestQueryListAcceptsBothForms(t *testing.T) {
+	cases := map[string][]string{
+		"/x?edge_types=a&edge_types=b":                {"a", "b"},
+		"/x?edge_types=a,b":                           {"a", "b"},
+		"/x?edge_types=a,b&edge_types=c&edge_types=a": {"a", "b", "c"},
+		"/x?edge_types=+a+,,b":                        {"a", "b"},
+		"/x?other=a":                                  nil,
+	}
+	for target, want := range cases {
+		r := httptest.NewRequest("GET", target, nil)
+		got := queryList(r, "edge_types")
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s: got %v, want %v", target, got, want)
 		}
 	}
-	return false
+}
+
+// TestRequirePermission: the second authorization layer answers 403 with
+// the permission's name; "*" grants all.
+func TestRequirePermission(t *testing.T) {
+	s := New(Config{})
+	a := &api{s: s, cfg: &APIConfig{}}
+	writer := &Principal{Account: auth.NewAccount("w", []string{auth.RoleWriter}, []string{auth.PermWorkflowReview}, []string{"t"}, "tok"), Tenant: "t"}
+	star := &Principal{Account: auth.NewAccount("a", []string{auth.RoleAdmin}, []string{"*"}, []string{"t"}, "tok2"), Tenant: "t"}
+	r := httptest.NewRequest("POST", "/x", nil)
+	rec := httptest.NewRecorder()
+	if !a.requirePermission(rec, r, writer, auth.PermWorkflowReview) || !a.requirePermission(rec, r, star, auth.PermProjectionRebuild) {
+		t.Fatal("granted permission refused")
+	}
+	rec = httptest.NewRecorder()
+	if a.requirePermission(rec, r, writer, auth.PermWorkflowOverride) || rec.Code != 403 ||
+		!strings.Contains(rec.Body.String(), "Service account lacks workflow_override permission") {
+		t.Fatalf("missing permission: %d %s", rec.Code, rec.Body)
+	}
 }
