@@ -48,8 +48,10 @@ clean:
 # scripts/goreleaser.sh, which both goreleaser targets share.
 .PHONY: release-check release-snapshot package-check man completions
 
+# goreleaser check, then a cross-compile of dg for darwin and windows
+# (warning only, unless RELEASE_CHECK_STRICT=1).
 release-check:
-	@scripts/goreleaser.sh check
+	@scripts/release-check.sh
 
 # Every archive, the .deb/.rpm packages and checksums.txt into dist/, then
 # scripts/check-packages.sh inspects them.
