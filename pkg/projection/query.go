@@ -26,20 +26,20 @@ func invalidArg(path, format string, args ...any) error {
 // fresh refuses with DG_ERR_PROJECTION_OUT_OF_DATE when any of the named
 // projections' checkpoints is behind the tenant's head (events spec §13.2).
 func (pg *PG) fresh(ctx context.Context, tenant string, names ...string) error {
-	head, err := pg.TenantHead(ctx, tenant)
+	// One round trip: the tenant's head and the slowest of the checkpoints.
+	var head, cursor int64
+	err := pg.pool.QueryRow(ctx, `SELECT
+			(SELECT COALESCE(max(log_seq), 0) FROM dg_event_log WHERE tenant_id = $1),
+			COALESCE((SELECT min(COALESCE(c.last_log_seq, 0)) FROM unnest($2::text[]) AS n(name)
+				LEFT JOIN dg_projection_cursors c ON c.tenant_id = $1 AND c.projection_name = n.name), 0)`,
+		tenant, names).Scan(&head, &cursor)
 	if err != nil {
-		return err
+		return fmt.Errorf("check projection checkpoints of tenant %s: %w", tenant, err)
 	}
-	for _, name := range names {
-		c, err := pg.Cursor(ctx, pg.pool, tenant, name)
-		if err != nil {
-			return err
-		}
-		if c < head {
-			return &event.Error{Code: event.CodeProjectionOutOfDate, Message: fmt.Sprintf(
-				"projection %s of tenant %s is at log_seq %d, behind the log at %d; retry shortly", name, tenant, c, head),
-				Details: map[string]any{"projection": name, "checkpoint": c, "head": head}}
-		}
+	if cursor < head {
+		return &event.Error{Code: event.CodeProjectionOutOfDate, Message: fmt.Sprintf(
+			"projection %s of tenant %s is at log_seq %d, behind the log at %d; retry shortly", strings.Join(names, "+"), tenant, cursor, head),
+			Details: map[string]any{"projections": names, "checkpoint": cursor, "head": head}}
 	}
 	return nil
 }
