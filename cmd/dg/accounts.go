@@ -46,6 +46,16 @@ func accountsError(err error) error {
 	return err
 }
 
+// accountsConfigError makes a refused account configuration at start
+// (prod without accounts, with dev tokens, with an open file...) a
+// configuration error, exit 2.
+func accountsConfigError(err error) error {
+	if errors.Is(err, auth.ErrMisconfigured) {
+		return usageError(err)
+	}
+	return err
+}
+
 // accountsFile is --file, else DECISION_GRAPH_SERVICE_ACCOUNTS_FILE, else
 // the manifest's accounts.file.
 func (a *app) accountsFile(flag string) (string, error) {
@@ -68,7 +78,7 @@ func (a *app) accountsFile(flag string) (string, error) {
 func newAccountsBootstrapCmd(a *app) *cobra.Command {
 	var o ops.BootstrapOptions
 	cmd := &cobra.Command{
-		Use:   "bootstrap --output FILE",
+		Use:   "bootstrap --file FILE",
 		Short: "Write a new accounts file with reader, writer and admin accounts and print their tokens once",
 		Long: `bootstrap writes FILE (mode 0600) with three accounts: reader-<prefix>,
 writer-<prefix> (workflow_assign, workflow_review) and admin-<prefix> (every
@@ -77,12 +87,12 @@ permission, and the operator console account), each with one random token
 
 With --hashed the file keeps only each token's SHA-256, so the file alone
 cannot be used to call the API.`,
-		Example: `  dg accounts bootstrap --output /etc/dg/service-accounts.json --tenant default --hashed
-  dg accounts bootstrap --output accounts.json --tenant acme --tenant beta -o json`,
+		Example: `  dg accounts bootstrap --file /etc/dg/service-accounts.json --tenant default --hashed
+  dg accounts bootstrap --file accounts.json --tenant acme --tenant beta -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Path == "" {
-				return usageError(errors.New("--output FILE is required"))
+				return usageError(errors.New("--file FILE is required (the file to create)"))
 			}
 			res, err := ops.BootstrapAccounts(o)
 			if err != nil {
@@ -109,7 +119,8 @@ cannot be used to call the API.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Path, "output", "", "file to write (required)")
+	// Not --output: -o/--output is every command's report format.
+	f.StringVar(&o.Path, "file", "", "file to write (required)")
 	f.StringArrayVar(&o.Tenants, "tenant", nil, "tenant the accounts may use (repeat for several; default: default)")
 	f.StringVar(&o.Prefix, "account-prefix", "main", "account names are reader-<prefix>, writer-<prefix>, admin-<prefix>")
 	f.BoolVar(&o.IncludeReleaseDemo, "include-release-demo", false, "also allow the release-demo tenant")

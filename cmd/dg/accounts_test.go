@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,7 +22,7 @@ func TestAccountsCommands(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "service-accounts.json")
 
-	code, out, errs := runAccountsCmd(t, nil, "accounts", "bootstrap", "--output", file, "--tenant", "acme", "--hashed", "-o", "json")
+	code, out, errs := runAccountsCmd(t, nil, "accounts", "bootstrap", "--file", file, "--tenant", "acme", "--hashed", "-o", "json")
 	if code != 0 {
 		t.Fatalf("bootstrap: exit %d: %s", code, errs)
 	}
@@ -44,13 +45,13 @@ func TestAccountsCommands(t *testing.T) {
 		t.Fatalf("mode %04o", st.Mode().Perm())
 	}
 	// A second bootstrap without --force is a usage error (exit 2).
-	if code, _, errs := runAccountsCmd(t, nil, "accounts", "bootstrap", "--output", file); code != 2 || !strings.Contains(errs, "--force") {
+	if code, _, errs := runAccountsCmd(t, nil, "accounts", "bootstrap", "--file", file); code != 2 || !strings.Contains(errs, "--force") {
 		t.Fatalf("second bootstrap: exit %d: %s", code, errs)
 	}
 
 	// Text bootstrap prints the tokens and the env lines.
 	file2 := filepath.Join(dir, "plain.json")
-	code, out, _ = runAccountsCmd(t, nil, "accounts", "bootstrap", "--output", file2)
+	code, out, _ = runAccountsCmd(t, nil, "accounts", "bootstrap", "--file", file2)
 	if code != 0 || !strings.Contains(out, "DECISION_GRAPH_SERVICE_ACCOUNTS_FILE="+file2) || !strings.Contains(out, "admin-main") {
 		t.Fatalf("text bootstrap: %d %s", code, out)
 	}
@@ -80,10 +81,30 @@ func TestAccountsCommands(t *testing.T) {
 		t.Fatalf("list text: %d %s", code, out)
 	}
 
-	// revoke the old writer token by its token prefix.
-	code, out, errs = runAccountsCmd(t, nil, "accounts", "revoke", "--file", file, "--account", "writer-main", "--token-prefix", boot.Accounts[1].Token[:8], "-o", "json")
+	// A hashed token is not matched by a plaintext prefix (only its hash is
+	// on disk), but by the whole token or its fingerprint.
+	if code, _, _ := runAccountsCmd(t, nil, "accounts", "revoke", "--file", file, "--account", "writer-main", "--token-prefix", boot.Accounts[1].Token[:8]); code != 2 {
+		t.Fatalf("revoke of a hashed token by plaintext prefix: exit %d, want 2", code)
+	}
+	code, out, errs = runAccountsCmd(t, nil, "accounts", "revoke", "--file", file, "--account", "writer-main", "--token-prefix", boot.Accounts[1].Token, "-o", "json")
 	if code != 0 || !strings.Contains(out, `"token_count": 1`) {
 		t.Fatalf("revoke: exit %d: %s %s", code, out, errs)
+	}
+	// revoke by a plaintext prefix in a plaintext file.
+	if code, _, errs := runAccountsCmd(t, nil, "accounts", "rotate", "--file", file2, "--account", "reader-main"); code != 0 {
+		t.Fatalf("rotate plaintext: %s", errs)
+	}
+	list2, _ := os.ReadFile(file2)
+	var plainDoc struct {
+		Accounts []struct {
+			Tokens []string `json:"tokens"`
+		} `json:"service_accounts"`
+	}
+	if err := json.Unmarshal(list2, &plainDoc); err != nil || len(plainDoc.Accounts[0].Tokens) != 2 {
+		t.Fatalf("plaintext file after rotate: %v %s", err, list2)
+	}
+	if code, out, errs := runAccountsCmd(t, nil, "accounts", "revoke", "--file", file2, "--account", "reader-main", "--token-prefix", plainDoc.Accounts[0].Tokens[0][:8]); code != 0 || !strings.Contains(out, "1 tokens left") {
+		t.Fatalf("revoke by plaintext prefix: exit %d: %s %s", code, out, errs)
 	}
 
 	usage := [][]string{
@@ -98,5 +119,38 @@ func TestAccountsCommands(t *testing.T) {
 		if code, _, errs := runAccountsCmd(t, nil, args...); code != 2 || errs == "" {
 			t.Errorf("%v: exit %d (want 2): %s", args, code, errs)
 		}
+	}
+}
+
+// TestUpRefusesOpenAccountsFileInProd: dg up in prod with an accounts file
+// other users can read stops with exit 2 and says how to fix it, before it
+// connects to any database.
+func TestUpRefusesOpenAccountsFileInProd(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "accounts.json")
+	if code, _, errs := runAccountsCmd(t, nil, "accounts", "bootstrap", "--file", file); code != 0 {
+		t.Fatalf("bootstrap: %s", errs)
+	}
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "dg.yaml")
+	body := "server:\n  env: prod\n  listen: 127.0.0.1:" + strconv.Itoa(testFreePort(t)) + "\n  secret_key_base: " + strings.Repeat("k", 64) +
+		"\ndatabase:\n  mode: external\n  url: postgres://nobody@127.0.0.1:1/none\naccounts:\n  file: " + file +
+		"\nbackup:\n  dir: " + filepath.Join(dir, "b") + "\ndrill:\n  report_dir: " + filepath.Join(dir, "d") + "\n"
+	if err := os.WriteFile(manifest, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runAccountsCmd(t, nil, "up", "-f", manifest)
+	if code != 2 || !strings.Contains(errs, "chmod 600 "+file) {
+		t.Fatalf("dg up: exit %d (want 2): %s", code, errs)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// With the mode fixed, accounts pass and dg up gets as far as the database.
+	code, _, errs = runAccountsCmd(t, nil, "up", "-f", manifest)
+	if code != 3 || strings.Contains(errs, "chmod") {
+		t.Fatalf("dg up with a 0600 file: exit %d (want 3, database unreachable): %s", code, errs)
 	}
 }

@@ -29,7 +29,7 @@ SIGINT or SIGTERM drains requests and shuts down cleanly.`,
 			if m.Database.Mode == manifest.ModeManaged {
 				opts.Cluster = managedClusterConfig(a, m)
 			}
-			return clusterError(server.RunNode(cmd.Context(), m, opts))
+			return accountsConfigError(clusterError(server.RunNode(cmd.Context(), m, opts)))
 		},
 	}
 	return []*cobra.Command{cmd}

@@ -94,7 +94,7 @@ func Load(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{cfg: cfg, log: log}
 	if cfg.Prod && cfg.DevTokens {
-		return nil, fmt.Errorf("%w: server.dev_tokens is on in prod; the development tokens are public: set server.dev_tokens: false and give dg an accounts file (dg accounts bootstrap --output FILE)", ErrMisconfigured)
+		return nil, fmt.Errorf("%w: server.dev_tokens is on in prod; the development tokens are public: set server.dev_tokens: false and give dg an accounts file (dg accounts bootstrap --file FILE)", ErrMisconfigured)
 	}
 	s, err := r.read()
 	if err != nil {
@@ -156,7 +156,7 @@ func (r *Registry) read() (*Set, error) {
 	}
 	if r.cfg.Prod {
 		if len(s.Accounts) == 0 {
-			return nil, fmt.Errorf("%w: server.env is prod and no service accounts are configured; create a file with `dg accounts bootstrap --output FILE` and set accounts.file (or %s), or pass the document in %s", ErrMisconfigured, EnvAccountsFile, EnvAccountsJSON)
+			return nil, fmt.Errorf("%w: server.env is prod and no service accounts are configured; create a file with `dg accounts bootstrap --file FILE` and set accounts.file (or %s), or pass the document in %s", ErrMisconfigured, EnvAccountsFile, EnvAccountsJSON)
 		}
 		if id, bad := s.usesDevToken(); bad {
 			return nil, fmt.Errorf("%w: account %q accepts a public development token in prod; replace its tokens (dg accounts rotate, then revoke)", ErrMisconfigured, id)
@@ -176,7 +176,7 @@ func (r *Registry) fromDocument(source string, doc *Document) (*Set, error) {
 func (r *Registry) readFile(path string) (*Set, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read accounts file: %v (create it with dg accounts bootstrap --output %s)", ErrMisconfigured, err, path)
+		return nil, fmt.Errorf("%w: read accounts file: %v (create it with dg accounts bootstrap --file %s)", ErrMisconfigured, err, path)
 	}
 	defer f.Close()
 	st, err := f.Stat()

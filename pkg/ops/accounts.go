@@ -198,7 +198,9 @@ type RevokeResult struct {
 
 // RevokeAccountToken removes the one token of an account that prefix
 // picks: a prefix (at least 6 characters) of the plaintext token, or of
-// its fingerprint / SHA-256 hex (with or without "sha256:"). It refuses
+// its fingerprint / SHA-256 hex (with or without "sha256:"). A token
+// stored only as a hash is matched by its fingerprint or by the whole
+// token. It refuses
 // a prefix matching several tokens or none, and removing an account's
 // last token.
 func RevokeAccountToken(path, accountID, prefix string) (*RevokeResult, error) {
@@ -233,7 +235,7 @@ func RevokeAccountToken(path, accountID, prefix string) (*RevokeResult, error) {
 			if err != nil {
 				return fmt.Errorf("%w: account %s: %v", ErrAccountsInvalid, accountID, err)
 			}
-			if strings.HasPrefix(d.Hex(), hexPrefix) {
+			if strings.HasPrefix(d.Hex(), hexPrefix) || d == auth.HashToken(prefix) {
 				hits = append(hits, hit{true, i, d.Fingerprint()})
 			}
 		}
@@ -389,7 +391,7 @@ func readAccounts(path string) ([]byte, os.FileInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("%w: %s does not exist; create it with dg accounts bootstrap --output %s", ErrAccountsInvalid, path, path)
+			return nil, nil, fmt.Errorf("%w: %s does not exist; create it with dg accounts bootstrap --file %s", ErrAccountsInvalid, path, path)
 		}
 		return nil, nil, fmt.Errorf("read accounts file: %w", err)
 	}

@@ -36,7 +36,7 @@ func LoadAccounts(m *manifest.Manifest, lookupEnv func(string) (string, bool), l
 	s := reg.Current()
 	switch s.Source {
 	case auth.SourceNone:
-		log.Warn("no service accounts are configured: every /api/v1 request will be refused with 401; run dg accounts bootstrap --output FILE and set accounts.file, or turn on server.dev_tokens in dev")
+		log.Warn("no service accounts are configured: every /api/v1 request will be refused with 401; run dg accounts bootstrap --file FILE and set accounts.file, or turn on server.dev_tokens in dev")
 	case auth.SourceBuiltin:
 		log.Warn("serving with the public development tokens (dev-reader-token, dev-writer-token, dev-admin-token); never expose this node to a network")
 	}
