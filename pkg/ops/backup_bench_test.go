@@ -2,6 +2,8 @@ package ops_test
 
 import (
 	"context"
+	"fmt"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,10 +12,62 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/ops"
+	"github.com/decisiongraph/dg/pkg/store"
 )
+
+// benchDatabase uses the database at url for the benchmark (set
+// DG_BENCH_DATABASE_URL to keep a large seeded log between runs): it is
+// migrated and seeded with about n events when it has none.
+func benchDatabase(b *testing.B, url string, tenants, n int) *seeded {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if err := store.Migrate(ctx, pool); err != nil {
+		b.Fatal(err)
+	}
+	var have int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM dg_event_log`).Scan(&have); err != nil {
+		b.Fatal(err)
+	}
+	if have == 0 {
+		return seedInto(b, url, tenants, max(1, n/(tenants*8)))
+	}
+	return &seeded{url: url, events: have}
+}
+
+// emptyDatabase creates an empty database next to url's, dropped when
+// the benchmark ends.
+func emptyDatabase(b *testing.B, url string) string {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("dg_bench_restore_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		c, err := pgx.Connect(ctx, url)
+		if err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
+	u, err := neturl.Parse(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
 
 // benchEvents is the log size of the backup benchmark: DG_BENCH_EVENTS,
 // default 10000. Run the big sizes with
@@ -49,8 +103,14 @@ func BenchmarkBackupAndDrill(b *testing.B) {
 	n := benchEvents(b)
 	const tenants = 4
 	start := time.Now()
-	s := seedDB(b, tenants, max(1, n/(tenants*8)))
-	b.Logf("seeded %d events in %d tenants in %s", s.events, tenants, time.Since(start).Round(time.Millisecond))
+	var s *seeded
+	if url, ok := os.LookupEnv("DG_BENCH_DATABASE_URL"); ok && url != "" {
+		// A database kept between runs: seeded on first use only.
+		s = benchDatabase(b, url, tenants, n)
+	} else {
+		s = seedDB(b, tenants, max(1, n/(tenants*8)))
+	}
+	b.Logf("%d events in %d tenants ready in %s", s.events, tenants, time.Since(start).Round(time.Millisecond))
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.url)
 	if err != nil {
@@ -85,7 +145,7 @@ func BenchmarkBackupAndDrill(b *testing.B) {
 		plainRestore := time.Duration(1 << 62)
 		var drill *ops.DrillReport
 		for range 2 {
-			target := pgtest.EmptyURL(b)
+			target := emptyDatabase(b, s.url)
 			plainRestore = min(plainRestore, plainTool(b, restoreTool.Path, "--no-owner", "--no-privileges", "--exit-on-error", "--jobs=2",
 				"--dbname="+target, filepath.Join(dgDir, m.DumpFile)))
 			cfg := drillConfig(dgDir, s.url)

@@ -19,7 +19,7 @@ import (
 // bkCtx is a test context bounded well below go test's own timeout.
 func bkCtx(t testing.TB) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -130,8 +130,13 @@ func sortedKeys[V any](m map[string]V) []string {
 // head and records digests, as a live node would have.
 func seedDB(t testing.TB, tenants, traces int) *seeded {
 	t.Helper()
+	return seedInto(t, pgtest.NewURL(t), tenants, traces)
+}
+
+// seedInto seeds a migrated database at url (see seedDB).
+func seedInto(t testing.TB, url string, tenants, traces int) *seeded {
+	t.Helper()
 	ctx := bkCtx(t)
-	url := pgtest.NewURL(t)
 	st, err := store.Open(ctx, url, store.Options{MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +150,7 @@ func seedDB(t testing.TB, tenants, traces int) *seeded {
 		work[name] = seedTraces(i, traces)
 	}
 	t0 := time.Now()
-	if s.events, err = appendTraces(ctx, st, work, 128); err != nil {
+	if s.events, err = appendTraces(ctx, st, work, 256); err != nil {
 		t.Fatal(err)
 	}
 	t1 := time.Now()

@@ -269,6 +269,18 @@ func Drill(ctx context.Context, cfg DrillConfig) (*DrillReport, error) {
 		if err := RecordDrill(cfg.Dir, e.Manifest.ID, rec); err != nil {
 			return d.rep, fmt.Errorf("record the drill result next to the backup: %w", err)
 		}
+		// The drill's checksum and archive checks are a verification too.
+		if c, a := d.rep.Check(CheckChecksum), d.rep.Check(CheckArchive); c != nil && a != nil {
+			v := VerifyRecord{At: d.rep.FinishedAt, OK: c.Status == CheckPass && a.Status == CheckPass, Detail: "by drill: " + c.Details}
+			if a.Status == CheckFail {
+				v.Detail = "by drill: " + a.Details
+			} else if a.Status == CheckPass {
+				v.Detail += "; " + a.Details
+			}
+			if err := writeJSONFile(filepath.Join(cfg.Dir, e.Manifest.ID+".verify.json"), v); err != nil {
+				return d.rep, fmt.Errorf("record the verify result next to the backup: %w", err)
+			}
+		}
 	}
 	return d.rep, nil
 }
