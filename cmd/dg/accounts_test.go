@@ -149,8 +149,22 @@ func TestUpRefusesOpenAccountsFileInProd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// With the mode fixed, accounts pass and dg up gets as far as the database.
-	code, _, errs = runAccountsCmd(t, nil, "up", "-f", manifest)
+	code, _, errs = runAccountsCmd(t, nil, "--log-format", "json", "up", "-f", manifest)
 	if code != 3 || strings.Contains(errs, "chmod") {
 		t.Fatalf("dg up with a 0600 file: exit %d (want 3, database unreachable): %s", code, errs)
+	}
+	// --log-format json: the log lines are JSON objects.
+	var sawLoaded bool
+	for _, line := range strings.Split(errs, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "service accounts loaded" {
+			sawLoaded = m["source"] == "file:"+file && m["accounts"] == float64(3)
+		}
+	}
+	if !sawLoaded {
+		t.Fatalf("no JSON log line for the loaded accounts in:\n%s", errs)
+	}
+	if code, _, _ := runAccountsCmd(t, nil, "--log-format", "xml", "version"); code != 2 {
+		t.Fatalf("--log-format xml: exit %d, want 2", code)
 	}
 }

@@ -70,6 +70,7 @@ type globalOptions struct {
 	manifestPath string
 	output       string
 	logLevel     string
+	logFormat    string
 }
 
 // app is the state of one CLI invocation: the cobra tree is the only global
@@ -123,7 +124,15 @@ projections, digests and review workflows are derived from it.`,
 			if err != nil {
 				return usageError(err)
 			}
-			a.logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+			hopts := &slog.HandlerOptions{Level: level}
+			switch a.opts.logFormat {
+			case "text":
+				a.logger = slog.New(slog.NewTextHandler(a.stderr, hopts))
+			case "json": // one JSON object per line, for log shippers (dg up in prod)
+				a.logger = slog.New(slog.NewJSONHandler(a.stderr, hopts))
+			default:
+				return usageError(fmt.Errorf("--log-format must be text or json, not %q", a.opts.logFormat))
+			}
 			return nil
 		},
 	}
@@ -133,6 +142,7 @@ projections, digests and review workflows are derived from it.`,
 	pf.StringVarP(&a.opts.manifestPath, "manifest", "f", "", "topology manifest (default ./dg.yaml, else manifests/local.yaml)")
 	pf.StringVarP(&a.opts.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&a.opts.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.StringVar(&a.opts.logFormat, "log-format", "text", "log format on stderr: text or json")
 	a.viper.SetEnvPrefix("DG")
 	_ = a.viper.BindPFlag("manifest", pf.Lookup("manifest"))
 	_ = a.viper.BindPFlag("log_level", pf.Lookup("log-level"))
