@@ -162,7 +162,7 @@ func BenchmarkBackupAndDrill(b *testing.B) {
 			}
 		}
 		t := drill.Timings
-		other := t.TotalMS - t.RestoreMS - t.ChainMS - t.RebuildMS
+		other := t.TotalMS - t.RestoreMS - max(t.ChainMS, t.RebuildMS) // chain and rebuild overlap
 		b.ReportMetric(float64(s.events), "events")
 		b.ReportMetric(plainDump.Seconds(), "pg_dump_s")
 		b.ReportMetric(dgBackup.Seconds(), "backup_s")
@@ -173,7 +173,7 @@ func BenchmarkBackupAndDrill(b *testing.B) {
 		b.ReportMetric(float64(t.RebuildMS)/1000, "drill_rebuild_s")
 		b.ReportMetric(float64(other)/1000, "drill_other_s")
 		b.ReportMetric(float64(t.TotalMS)/1000, "drill_total_s")
-		b.Logf("%d events, dump %d bytes: pg_dump -Fc %s, dg backup %s (ratio %.2f); pg_restore -j2 %s; drill %s = restore %s + chain %s + rebuild %s + other %s",
+		b.Logf("%d events, dump %d bytes: pg_dump -Fc %s, dg backup %s (ratio %.2f); pg_restore -j2 %s; drill %s = restore %s + (chain %s in parallel with rebuild %s) + other %s",
 			s.events, m.SizeBytes, plainDump.Round(time.Millisecond), dgBackup.Round(time.Millisecond), dgBackup.Seconds()/plainDump.Seconds(),
 			plainRestore.Round(time.Millisecond), time.Duration(t.TotalMS)*time.Millisecond, time.Duration(t.RestoreMS)*time.Millisecond,
 			time.Duration(t.ChainMS)*time.Millisecond, time.Duration(t.RebuildMS)*time.Millisecond, time.Duration(other)*time.Millisecond)
