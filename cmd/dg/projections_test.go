@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/projection"
 	"github.com/decisiongraph/dg/pkg/store"
 )
 
@@ -116,5 +118,64 @@ func TestProjectionsRebuildVerifyStatus(t *testing.T) {
 	}
 	if code, _, _ := runProjDG(t, url, "projections", "rebuild", "--projection", "nope"); code != exitUsage {
 		t.Errorf("bad --projection: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestProjectionsStatusShowsPoison: an event whose stored payload does not
+// match its payload_hash (written with raw SQL) stops the live workers of
+// its tenant just before it; status shows the failure, and the other
+// tenant is fully projected.
+func TestProjectionsStatusShowsPoison(t *testing.T) {
+	url := seedGolden(t, "support")
+	ctx := context.Background()
+	st, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO dg_event_log (log_seq, tenant_id, event_id, trace_id, trace_seq, event_type,
+			occurred_at, recorded_at, producer_id, source_system, actor_type, actor_id, idempotency_key, schema_version,
+			tags, payload, payload_hash, event_hash, chain_hash)
+		SELECT max(log_seq) + 1, 'bad', 'poison', 'p1', 0, 'TraceStarted', '2026-01-01T00:00:00Z', now(), 'raw', 'raw', 'agent', 'x',
+			'poison', 1, '[]', '{"workflow":"w","title":"t","primary_entity":{"entity_type":"a","entity_id":"b"}}',
+			'sha256:0000000000000000000000000000000000000000000000000000000000000000', 'sha256:0', 'sha256:0' FROM dg_event_log`); err != nil {
+		t.Fatal(err)
+	}
+	rt := projection.NewRuntime(st, projection.RuntimeOptions{Poll: 50 * time.Millisecond})
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Stop()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, out, errs := runProjDG(t, url, "projections", "status")
+		if code != 0 {
+			t.Fatalf("status: exit %d: %s", code, errs)
+		}
+		if strings.Count(out, "failure: bad") == 3 && strings.Count(out, "default ") == 3 && !strings.Contains(out, "default  context_graph    0") {
+			if !strings.Contains(out, "at log_seq 9 (event poison, trace p1") || !strings.Contains(out, "DG_ERR_CONFLICT") {
+				t.Errorf("status does not describe the poison event:\n%s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed the failures:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, out, _ := runProjDG(t, url, "projections", "status", "-o", "json", "--tenant", "default")
+	var res struct {
+		Projections []struct {
+			Checkpoint int64 `json:"checkpoint"`
+			Lag        int64 `json:"lag_events"`
+		} `json:"projections"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || len(res.Projections) != 3 {
+		t.Fatalf("status json: exit %d, %v: %s", code, err, out)
+	}
+	for _, p := range res.Projections {
+		if p.Checkpoint != 8 || p.Lag != 0 {
+			t.Errorf("tenant default not caught up: %+v", p)
+		}
 	}
 }

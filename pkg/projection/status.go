@@ -39,7 +39,13 @@ type ScopeStatus struct {
 
 // Tenants lists tenants that have events or projection state, sorted.
 func (pg *PG) Tenants(ctx context.Context) ([]string, error) {
-	rows, err := pg.pool.Query(ctx, `SELECT tenant_id FROM dg_chain_heads
+	// A skip scan over the (tenant_id, log_seq) index: one probe per
+	// tenant, and it sees events however they were written.
+	rows, err := pg.pool.Query(ctx, `WITH RECURSIVE t AS (
+			SELECT min(tenant_id) AS tenant_id FROM dg_event_log
+			UNION ALL
+			SELECT (SELECT min(e.tenant_id) FROM dg_event_log e WHERE e.tenant_id > t.tenant_id) FROM t WHERE t.tenant_id IS NOT NULL)
+		SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL
 		UNION SELECT tenant_id FROM dg_projection_cursors`)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
