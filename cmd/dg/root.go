@@ -173,6 +173,7 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newAccountsCmds,
 	newBackupCmds, newRestoreCmds, newDrillCmds, newStatusCmds,
 	newEventsCmds, newMigrateCmds, newBenchCmds,
+	newSeedCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"fmt"
+	"slices"
+
 	"github.com/spf13/cobra"
 
 	"github.com/decisiongraph/dg/pkg/manifest"
+	"github.com/decisiongraph/dg/pkg/seed"
 	"github.com/decisiongraph/dg/pkg/server"
 )
 
 func newUpCmds(a *app) []*cobra.Command {
+	var seedFlag []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the dg server: PostgreSQL (managed or external), migrations, HTTP API",
@@ -21,16 +26,22 @@ answers while the process serves and GET /api/readyz once it is ready.
 SIGINT or SIGTERM drains requests and shuts down cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, ds := range seedFlag {
+				if !slices.Contains(seed.Datasets(), ds) {
+					return usageError(fmt.Errorf("--seed: unknown dataset %q (known: %v)", ds, seed.Datasets()))
+				}
+			}
 			m, err := a.loadManifest()
 			if err != nil {
 				return err
 			}
-			opts := server.NodeOptions{Logger: a.logger, LookupEnv: a.env}
+			opts := server.NodeOptions{Logger: a.logger, LookupEnv: a.env, Seed: seedFlag}
 			if m.Database.Mode == manifest.ModeManaged {
 				opts.Cluster = managedClusterConfig(a, m)
 			}
 			return accountsConfigError(clusterError(server.RunNode(cmd.Context(), m, opts)))
 		},
 	}
+	cmd.Flags().StringSliceVar(&seedFlag, "seed", nil, "seed these datasets (release-demo) on start into their tenant when it is empty, besides the manifest's seed list")
 	return []*cobra.Command{cmd}
 }

@@ -26,6 +26,10 @@ type NodeOptions struct {
 	// mapped from the manifest by the caller so that `dg up`, `dg db` and
 	// `dg doctor` share one mapping.
 	Cluster ops.ClusterConfig
+	// Seed lists datasets to seed on start (dg up --seed), besides the
+	// manifest's seed list; each goes into its tenant only when that
+	// tenant has no events yet (console_seed.go).
+	Seed []string
 }
 
 // node is one running dg process: database, event log and HTTP listener.
@@ -66,6 +70,9 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 		return err
 	}
 	if err := n.openLog(ctx, url); err != nil {
+		return err
+	}
+	if err := n.seedOnStart(ctx, opts.Seed); err != nil {
 		return err
 	}
 	srv := New(Config{
