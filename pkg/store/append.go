@@ -10,6 +10,7 @@ import (
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // appendLockKey is the transaction-scoped advisory lock every append
@@ -66,44 +67,179 @@ func (s *Store) AppendResult(ctx context.Context, tenant string, env *event.Enve
 	return s.Append(ctx, tenant, env)
 }
 
-// run is the appender: it gathers queued requests into batches and commits
-// each batch in one transaction, until Close.
+// run is the appender, until Close. It keeps one connection while work
+// flows and overlaps batches: one round trip carries the write and COMMIT
+// of the current batch followed by BEGIN, the append lock and the lookups
+// of the next (whatever queued meanwhile), so a busy appender pays one
+// round trip per batch. The next batch's lookups run after the COMMIT, in a
+// new transaction under the lock, so they see the batch before it; rules
+// and log_seq stay exactly as with one transaction at a time.
 func (s *Store) run() {
 	defer close(s.stopped)
-	batch := make([]*appendReq, 0, s.opts.MaxBatch)
+	var (
+		conn  *pgxpool.Conn
+		cur   *loaded
+		carry []*appendReq
+	)
 	for {
-		batch = batch[:0]
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-s.quit:
-			// Answer what is still queued, then stop.
-			for {
-				select {
-				case r := <-s.reqs:
-					batch = append(batch, r)
-					if len(batch) == s.opts.MaxBatch {
-						s.commitBatch(batch)
-						batch = batch[:0]
-					}
-				default:
-					if len(batch) > 0 {
-						s.commitBatch(batch)
-					}
+		if cur == nil {
+			if conn != nil {
+				conn.Release()
+				conn = nil
+			}
+			batch := carry
+			carry = nil
+			if len(batch) == 0 {
+				var ok bool
+				if batch, ok = s.next(); !ok {
 					return
 				}
 			}
+			if batch = live(batch); len(batch) == 0 {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			c, err := s.pool.Acquire(ctx)
+			if err != nil {
+				cancel()
+				for _, r := range batch {
+					r.done <- appendAns{err: storageError(fmt.Errorf("get a database connection: %w", err))}
+				}
+				continue
+			}
+			ix, err := loadBatchIndex(ctx, c.Conn(), batch)
+			cancel()
+			if err != nil {
+				abort(c)
+				s.fallback(batch)
+				continue
+			}
+			conn, cur = c, decideBatch(batch, ix)
 		}
-		batch = s.fill(batch)
-		s.commitBatch(batch)
+		next := live(s.fill(nil, false))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		nextIx, curErr, nextErr := finishAndLoad(ctx, conn.Conn(), cur, next)
+		cancel()
+		if curErr != nil {
+			// cur was not committed: retry its events one by one, and
+			// start next afresh.
+			abort(conn)
+			conn = nil
+			s.fallback(cur.reqs)
+			cur, carry = nil, next
+			continue
+		}
+		s.answer(cur)
+		cur = nil
+		if len(next) == 0 {
+			continue
+		}
+		if nextErr != nil {
+			abort(conn)
+			conn = nil
+			carry = next
+			continue
+		}
+		cur = decideBatch(next, nextIx)
 	}
 }
 
+// next blocks for the first request of a batch and fills the batch. After
+// Close it returns what is still queued, then false.
+func (s *Store) next() ([]*appendReq, bool) {
+	select {
+	case r := <-s.reqs:
+		return s.fill([]*appendReq{r}, true), true
+	case <-s.quit:
+		batch := s.fill(nil, false)
+		return batch, len(batch) > 0
+	}
+}
+
+// live answers requests whose caller has gone and returns the others.
+func live(batch []*appendReq) []*appendReq {
+	out := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- appendAns{err: err}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// finishAndLoad ends cur's transaction (write and COMMIT, or ROLLBACK when
+// it has nothing to write) and, in the same round trip, opens next's
+// transaction and reads its lookups. curErr means cur was not committed;
+// nextErr means next must be loaded again.
+func finishAndLoad(ctx context.Context, conn *pgx.Conn, cur *loaded, next []*appendReq) (nextIx *logIndex, curErr, nextErr error) {
+	b := &pgx.Batch{}
+	if len(cur.fresh) > 0 {
+		queueWrite(b, cur.fresh, cur.freshP, cur.ix)
+	} else {
+		b.Queue(`ROLLBACK`)
+	}
+	if len(next) > 0 {
+		queueLoad(b, next)
+	}
+	br := conn.SendBatch(ctx, b)
+	if len(cur.fresh) > 0 {
+		curErr = readWrite(br, len(cur.fresh))
+	} else if _, err := br.Exec(); err != nil {
+		curErr = fmt.Errorf("end read-only append transaction: %w", err)
+	}
+	if curErr == nil && len(next) > 0 {
+		nextIx, nextErr = readLoad(br)
+	}
+	if err := br.Close(); err != nil && curErr == nil && nextErr == nil {
+		if len(next) > 0 {
+			nextErr = err
+		} else {
+			curErr = err
+		}
+	}
+	return nextIx, curErr, nextErr
+}
+
+// answer replies to every request of a committed batch and wakes
+// subscribers.
+func (s *Store) answer(lb *loaded) {
+	for i, r := range lb.reqs {
+		r.done <- lb.answers[i]
+	}
+	if len(lb.fresh) > 0 {
+		s.commits.Add(1)
+		s.appended.Add(int64(len(lb.fresh)))
+		s.publish(lb.ix.head)
+	}
+}
+
+// fallback appends each request in a transaction of its own, after a batch
+// failed for a reason other than the rules, so a failing event fails alone.
+func (s *Store) fallback(reqs []*appendReq) {
+	for _, r := range reqs {
+		s.commitBatch([]*appendReq{r})
+	}
+}
+
+// abort rolls back whatever is open on conn and gives it back; a connection
+// that cannot roll back is closed so the pool never reuses it
+// mid-transaction.
+func abort(conn *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		_ = conn.Conn().Close(ctx)
+	}
+	conn.Release()
+}
+
 // fill adds queued requests to batch up to MaxBatch, waiting up to MaxWait
-// for more when MaxWait is set.
-func (s *Store) fill(batch []*appendReq) []*appendReq {
+// for more when wait is set and MaxWait is set.
+func (s *Store) fill(batch []*appendReq, wait bool) []*appendReq {
 	var deadline <-chan time.Time
-	if s.opts.MaxWait > 0 {
+	if wait && s.opts.MaxWait > 0 {
 		t := time.NewTimer(s.opts.MaxWait)
 		defer t.Stop()
 		deadline = t.C
@@ -133,31 +269,22 @@ func (s *Store) fill(batch []*appendReq) []*appendReq {
 // one by one), each event is retried in a transaction of its own, so a
 // failing event fails alone.
 func (s *Store) commitBatch(batch []*appendReq) {
-	live := batch[:0:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- appendAns{err: err}
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
+	batch = live(batch)
+	if len(batch) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	answers, head, err := s.appendTx(ctx, live)
-	if err != nil && len(live) > 1 {
-		for _, r := range live {
-			s.commitBatch([]*appendReq{r})
-		}
+	answers, head, err := s.appendTx(ctx, batch)
+	if err != nil && len(batch) > 1 {
+		s.fallback(batch)
 		return
 	}
 	if err != nil {
-		live[0].done <- appendAns{err: storageError(err)}
+		batch[0].done <- appendAns{err: storageError(err)}
 		return
 	}
-	for i, r := range live {
+	for i, r := range batch {
 		r.done <- answers[i]
 	}
 	if head > 0 {
@@ -203,28 +330,8 @@ func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) (answers []appe
 	if err != nil {
 		return nil, 0, err
 	}
-	answers = make([]appendAns, len(reqs))
-	var fresh []*event.StoredEvent
-	var freshP []*prepared
-	now := recordedNow()
-	for i, r := range reqs {
-		prev, rerr := ix.decide(r.p)
-		switch {
-		case rerr != nil:
-			answers[i] = appendAns{err: rerr}
-		case prev != nil:
-			answers[i] = appendAns{res: &AppendResult{Event: prev, Replayed: true}}
-		default:
-			ev, err := ix.accept(r.p, now)
-			if err != nil {
-				answers[i] = appendAns{err: err}
-				continue
-			}
-			fresh = append(fresh, ev)
-			freshP = append(freshP, r.p)
-			answers[i] = appendAns{res: &AppendResult{Event: ev}}
-		}
-	}
+	lb := decideBatch(reqs, ix)
+	answers, fresh, freshP := lb.answers, lb.fresh, lb.freshP
 	if len(fresh) == 0 {
 		return answers, 0, nil // the deferred ROLLBACK ends the read-only transaction
 	}
@@ -236,6 +343,41 @@ func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) (answers []appe
 	s.commits.Add(1)
 	s.appended.Add(int64(len(fresh)))
 	return answers, ix.head, nil
+}
+
+// loaded is a batch whose append transaction is open, with the lookups
+// read and the rules applied: what is left is to write and commit.
+type loaded struct {
+	reqs    []*appendReq
+	ix      *logIndex
+	answers []appendAns
+	fresh   []*event.StoredEvent // events to insert, in log_seq order
+	freshP  []*prepared          // their prepared forms
+}
+
+// decideBatch applies the rules to reqs in queue order over ix.
+func decideBatch(reqs []*appendReq, ix *logIndex) *loaded {
+	lb := &loaded{reqs: reqs, ix: ix, answers: make([]appendAns, len(reqs))}
+	now := recordedNow()
+	for i, r := range reqs {
+		prev, rerr := ix.decide(r.p)
+		switch {
+		case rerr != nil:
+			lb.answers[i] = appendAns{err: rerr}
+		case prev != nil:
+			lb.answers[i] = appendAns{res: &AppendResult{Event: prev, Replayed: true}}
+		default:
+			ev, err := ix.accept(r.p, now)
+			if err != nil {
+				lb.answers[i] = appendAns{err: err}
+				continue
+			}
+			lb.fresh = append(lb.fresh, ev)
+			lb.freshP = append(lb.freshP, r.p)
+			lb.answers[i] = appendAns{res: &AppendResult{Event: ev}}
+		}
+	}
+	return lb
 }
 
 // loadBatchIndex opens the append transaction on conn, takes the append
@@ -399,12 +541,6 @@ func writeEvents(ctx context.Context, conn *pgx.Conn, evs []*event.StoredEvent, 
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("commit %d events: %w", len(evs), cerr)
 	}
-	if err == nil {
-		// COMMIT of a failed transaction answers ROLLBACK without an error.
-		if st := conn.PgConn().TxStatus(); st != 'I' {
-			err = fmt.Errorf("commit %d events: connection left in transaction state %q", len(evs), st)
-		}
-	}
 	return err
 }
 
@@ -471,11 +607,16 @@ func queueWrite(b *pgx.Batch, evs []*event.StoredEvent, ps []*prepared, ix *logI
 // readWrite reads the results of queueWrite's statements.
 func readWrite(br pgx.BatchResults, n int) error {
 	for i := range writeStatements {
-		if _, err := br.Exec(); err != nil {
+		ct, err := br.Exec()
+		if err != nil {
 			if i == writeStatements-1 {
 				return fmt.Errorf("commit %d events: %w", n, describePgError(err))
 			}
 			return fmt.Errorf("insert %d events: %w", n, describePgError(err))
+		}
+		// COMMIT of a failed transaction answers ROLLBACK without an error.
+		if i == writeStatements-1 && ct.String() != "COMMIT" {
+			return fmt.Errorf("commit %d events: the server answered %q; nothing was stored", n, ct.String())
 		}
 	}
 	return nil

@@ -376,3 +376,50 @@ func TestAppendOnlyGuard(t *testing.T) {
 	}
 	mustOK(t, rep)
 }
+
+// TestDatabaseFailureFailsAlone makes the database refuse one event of a
+// batch (a trigger the rules know nothing about): that event gets
+// DG_ERR_STORAGE, every other event of the batch is stored.
+func TestDatabaseFailureFailsAlone(t *testing.T) {
+	t.Parallel()
+	s, pool := newTestStore(t, store.Options{MaxWait: 50 * time.Millisecond})
+	ctx := context.Background()
+	for _, q := range []string{
+		`CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN IF NEW.event_id LIKE 'poison%' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$`,
+		`CREATE TRIGGER test_poison BEFORE INSERT ON dg_event_log FOR EACH ROW EXECUTE FUNCTION test_poison()`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 12
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := env(fmt.Sprintf("f%d", i), 0, event.TypeTraceStarted)
+			if i == 5 {
+				e.EventID = "poison-5"
+			}
+			_, errs[i] = s.Append(ctx, "acme", e)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		want := "ok"
+		if i == 5 {
+			want = "DG_ERR_STORAGE"
+		}
+		if got := codeOf(err); got != want {
+			t.Fatalf("event %d: %s (%v), want %s", i, got, err, want)
+		}
+	}
+	checkContiguous(t, s, n-1)
+	// The appender keeps working afterwards.
+	if _, err := s.Append(ctx, "acme", env("f0", 1, event.TypeInputObserved)); err != nil {
+		t.Fatal(err)
+	}
+}
