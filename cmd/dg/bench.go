@@ -23,7 +23,7 @@ func newBenchCmds(a *app) []*cobra.Command {
 		Short: "Measure dg's throughput and latency against a PostgreSQL server",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchAppendCmd(a), newBenchProjectionsCmd(a))
+	cmd.AddCommand(newBenchAppendCmd(a))
 	cmd.AddCommand(newBenchProjectionsCmd(a))
 	addDatabaseFlags(a, cmd)
 	return []*cobra.Command{cmd}
