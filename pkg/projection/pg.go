@@ -214,6 +214,19 @@ func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
 	}
 	bc := newBatchChanges()
 	traces := c.pg.traceEvents(ctx, c.tenant)
+	if c.set&SetPrecedentIndex != 0 {
+		pre, err := c.pg.prefetchPrecedentInputs(ctx, tx, c.tenant, evs)
+		if err != nil {
+			return 0, 0, err
+		}
+		fallback := traces
+		traces = func(traceID string) ([]event.StoredEvent, error) {
+			if evs, ok := pre[traceID]; ok {
+				return evs, nil
+			}
+			return fallback(traceID)
+		}
+	}
 	var stepErr error
 	done := 0
 	for _, ev := range evs {
@@ -250,6 +263,48 @@ func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
 	}
 	c.seen = last
 	return done, last, stepErr
+}
+
+// prefetchPrecedentInputs reads, in one query, the events that the
+// precedent rows of every trace finished in evs are built from (TraceStarted,
+// PolicyEvaluated, ExceptionRequested), instead of one query per trace.
+func (pg *PG) prefetchPrecedentInputs(ctx context.Context, tx pgx.Tx, tenant string, evs []*event.StoredEvent) (map[string][]event.StoredEvent, error) {
+	var finished []string
+	for _, ev := range evs {
+		if ev.EventType == event.TypeTraceFinished {
+			finished = append(finished, ev.TraceID)
+		}
+	}
+	if len(finished) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT trace_id, trace_seq, event_id, event_type, log_seq, payload::text FROM dg_event_log
+		WHERE tenant_id = $1 AND trace_id = ANY($2) AND event_type IN ('TraceStarted', 'PolicyEvaluated', 'ExceptionRequested')
+		ORDER BY trace_id, trace_seq`, tenant, finished)
+	if err != nil {
+		return nil, fmt.Errorf("read precedent inputs: %w", err)
+	}
+	out := make(map[string][]event.StoredEvent, len(finished))
+	for _, t := range finished {
+		out[t] = nil
+	}
+	var ev event.StoredEvent
+	var payload []byte
+	_, err = pgx.ForEachRow(rows, []any{&ev.TraceID, &ev.TraceSeq, &ev.EventID, &ev.EventType, &ev.LogSeq, &payload}, func() error {
+		p, derr := event.DecodePayload(payload)
+		if derr != nil {
+			return fmt.Errorf("event %s: stored payload: %w", ev.EventID, derr)
+		}
+		e := ev
+		e.TenantID = tenant
+		e.Payload = p
+		out[ev.TraceID] = append(out[ev.TraceID], e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read precedent inputs: %w", err)
+	}
+	return out, nil
 }
 
 // loadTracker teaches the projector the next trace_seq of every trace in
