@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/decisiongraph/dg/pkg/event"
@@ -42,7 +43,14 @@ func (s *Store) Follow(ctx context.Context, tenant string, after int64, poll tim
 	remote := make(chan struct{}, 1)
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go s.listen(lctx, remote)
+	ready := make(chan struct{})
+	go s.listen(lctx, remote, ready)
+	// Listen before the first read, so no commit falls between the two.
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return nil
+	}
 
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
@@ -76,8 +84,11 @@ func (s *Store) Follow(ctx context.Context, tenant string, after int64, poll tim
 }
 
 // listen holds one connection in LISTEN dg_events and signals wake for
-// every notification until ctx ends. Errors end it quietly: Follow polls.
-func (s *Store) listen(ctx context.Context, wake chan<- struct{}) {
+// every notification until ctx ends; ready is closed once it listens (or
+// gave up). Errors end it quietly: Follow polls.
+func (s *Store) listen(ctx context.Context, wake chan<- struct{}, ready chan<- struct{}) {
+	readyOnce := sync.OnceFunc(func() { close(ready) })
+	defer readyOnce()
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return
@@ -90,6 +101,7 @@ func (s *Store) listen(ctx context.Context, wake chan<- struct{}) {
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
 		return
 	}
+	readyOnce()
 	for {
 		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
 			return
