@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -70,6 +72,7 @@ synchronous_commit as the server had them.`,
 			if err := store.Migrate(ctx, pool); err != nil {
 				return err
 			}
+			loadBefore := hostLoad()
 			rep, err := store.RunAppendBench(ctx, pool, store.BenchOptions{
 				Events: events, Clients: counts, Raw: raw,
 				Progress: func(mode string, c int) {
@@ -79,11 +82,16 @@ synchronous_commit as the server had them.`,
 			if err != nil {
 				return err
 			}
+			// The host's load tells how much of the machine the run had.
+			rep.Settings["host_cpus"] = strconv.Itoa(runtime.NumCPU())
+			rep.Settings["host_load_before"] = loadBefore
+			rep.Settings["host_load_after"] = hostLoad()
 			if a.jsonOutput() {
 				return writeJSON(a.stdout, rep)
 			}
 			fmt.Fprintf(a.stdout, "PostgreSQL %s: fsync=%s synchronous_commit=%s wal_sync_method=%s full_page_writes=%s\n",
 				rep.Settings["server_version"], rep.Settings["fsync"], rep.Settings["synchronous_commit"], rep.Settings["wal_sync_method"], rep.Settings["full_page_writes"])
+			fmt.Fprintf(a.stdout, "host: %s CPUs, load average %s before, %s after\n", rep.Settings["host_cpus"], rep.Settings["host_load_before"], rep.Settings["host_load_after"])
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "clients\tevents\tdg events/s\tp50 ms\tp99 ms\tevents/commit\traw events/s\traw p50 ms\traw p99 ms\tdg/raw\t")
 			for _, r := range rep.Rows {
@@ -106,6 +114,19 @@ synchronous_commit as the server had them.`,
 	f.BoolVar(&raw, "raw", true, "also measure the raw pgx baseline")
 	f.BoolVar(&keep, "keep", false, "keep the scratch database")
 	return cmd
+}
+
+// hostLoad is the 1/5/15-minute load average, or "unknown" off Linux.
+func hostLoad() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func parseClientCounts(s string) ([]int, error) {
