@@ -64,7 +64,7 @@ func (r *Runtime) Stats() (RuntimeStats, []string) {
 // Run ticks every sweep interval (and on wake) until ctx ends, then
 // releases its locks.
 func (r *Runtime) Run(ctx context.Context) error {
-	defer r.release()
+	defer r.Close()
 	t := time.NewTicker(r.svc.cfg.SweepInterval)
 	defer t.Stop()
 	for {
@@ -177,8 +177,9 @@ func (r *Runtime) lead(ctx context.Context, tenant string) (bool, error) {
 	return ok, nil
 }
 
-// release gives up every lock (by closing the connection's session locks).
-func (r *Runtime) release() {
+// Close gives up every lock and returns the lock connection to the pool
+// (Run does it on the way out; callers of Tick must call it).
+func (r *Runtime) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conn == nil {
