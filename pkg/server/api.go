@@ -11,6 +11,7 @@ import (
 	"github.com/decisiongraph/dg/pkg/auth"
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/decisiongraph/dg/pkg/store"
+	"github.com/decisiongraph/dg/pkg/workflow"
 )
 
 // DefaultBodyLimit bounds request bodies when APIConfig.BodyLimit is 0.
@@ -47,6 +48,9 @@ type APIConfig struct {
 	Audit *audit.Log
 	// Now is the clock of the rate limiter (nil: time.Now).
 	Now func() time.Time
+	// Workflows, when set, serves the workflow and studio routes
+	// (workflows.go, studio.go).
+	Workflows *workflow.Service
 }
 
 // family is a route family: the roles it accepts and its rate-limit scope.
@@ -101,6 +105,7 @@ func registerAPI(s *Server, cfg *APIConfig) *api {
 	a := &api{s: s, cfg: cfg, limiter: newRateLimiter(cfg.RateLimits, cfg.Now)}
 	a.route(http.MethodPost, "/api/v1/events", familyWriter, a.handleAppendEvent)
 	a.route(http.MethodGet, "/api/v1/traces/{trace_id}", familyReader, a.handleGetTrace)
+	a.registerWorkflows()
 	return a
 }
 

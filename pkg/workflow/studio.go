@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/decisiongraph/dg/pkg/audit"
 	"github.com/decisiongraph/dg/pkg/event"
@@ -274,10 +275,11 @@ type StartReviewResult struct {
 	AppendedEventID string
 	Item            *Item
 	ReviewContext   map[string]any
+	Now             time.Time
 }
 
 // JSON is the response data.
-func (r *StartReviewResult) JSON(s *Service) map[string]any {
+func (r *StartReviewResult) JSON() map[string]any {
 	var appended any
 	if r.AppendedEventID != "" {
 		appended = r.AppendedEventID
@@ -287,7 +289,7 @@ func (r *StartReviewResult) JSON(s *Service) map[string]any {
 		rc = r.ReviewContext
 	}
 	return map[string]any{"created": r.Created, "action": map[string]any{"appended_event_id": appended, "outcome": "start_review"},
-		"workflow": r.Item.JSON(s.now()), "review_context": rc}
+		"workflow": r.Item.JSON(r.Now), "review_context": rc}
 }
 
 // StartReview opens a trace review from a studio template (A.12): reason
@@ -314,7 +316,7 @@ func (s *Service) StartReview(ctx context.Context, tenant, traceID string, calle
 	wid := ov.Draft["workflow_id"].(string)
 	if it, err := loadItem(ctx, s.pool, tenant, wid, false); err == nil {
 		rc, _ := s.reviewContext(ctx, tenant, it)
-		return &StartReviewResult{Created: false, Item: it, ReviewContext: rc}, nil
+		return &StartReviewResult{Created: false, Item: it, ReviewContext: rc, Now: s.now()}, nil
 	} else if !isNotFound(err) {
 		return nil, err
 	}
@@ -340,7 +342,7 @@ func (s *Service) StartReview(ctx context.Context, tenant, traceID string, calle
 	}
 	s.auditAction(ctx, tenant, wid, caller, req, audit.Accepted, "")
 	rc, _ := s.reviewContext(ctx, tenant, it)
-	return &StartReviewResult{Created: true, AppendedEventID: appended, Item: it, ReviewContext: rc}, nil
+	return &StartReviewResult{Created: true, AppendedEventID: appended, Item: it, ReviewContext: rc, Now: s.now()}, nil
 }
 
 func (s *Service) appendReview(ctx context.Context, tenant string, ov *Overview, caller *Caller, reason string) (string, error) {
