@@ -13,6 +13,7 @@ import (
 	"github.com/decisiongraph/dg/pkg/manifest"
 	"github.com/decisiongraph/dg/pkg/ops"
 	"github.com/decisiongraph/dg/pkg/store"
+	"github.com/decisiongraph/dg/pkg/workflow"
 )
 
 // NodeOptions are the knobs of RunNode that do not come from the manifest.
@@ -43,6 +44,8 @@ type node struct {
 	pool           *pgxpool.Pool
 	store          *store.Store
 	dbName         string
+	// workflows is the workflow service (its runtime runs while the node does).
+	workflows *workflow.Service
 }
 
 // RunNode runs a dg node as the manifest describes until ctx is cancelled:
@@ -75,6 +78,9 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 	if err := n.seedOnStart(ctx, opts.Seed); err != nil {
 		return err
 	}
+	wf, stopWorkflows := n.startWorkflows(ctx)
+	defer stopWorkflows() // before n.close: the runtime holds a pool connection
+	n.workflows = wf
 	srv := New(Config{
 		Listen:         m.Server.Listen,
 		Env:            m.Server.Env,
@@ -82,7 +88,7 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 		Readiness:      n.readiness(),
 		HealthDetails:  withAuthHealth(n.healthDetails(), accounts),
 		Logger:         log,
-		API:            n.apiConfig(ctx, accounts),
+		API:            n.withWorkflows(n.apiConfig(ctx, accounts)),
 	})
 	log.Info("dg is starting the API", "listen", m.Server.Listen, "env", m.Server.Env)
 	return srv.Run(ctx, func(addr net.Addr) {
