@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/decisiongraph/dg/pkg/auth"
 	"github.com/decisiongraph/dg/pkg/seed"
 )
 
@@ -34,4 +35,18 @@ func (n *node) seedOnStart(ctx context.Context, extra []string) error {
 			"open_workflows", rep.Inbox["open_count"], "console", rep.ConsolePaths["default"])
 	}
 	return nil
+}
+
+// consoleConfig is the node's operator console: the same store and
+// accounts as the API, the manifest's secret_key_base, tenants and backup
+// directory.
+func (n *node) consoleConfig(accounts *auth.Registry) *ConsoleConfig {
+	return &ConsoleConfig{
+		Store:         n.store,
+		Accounts:      accounts,
+		SecretKeyBase: n.m.Server.SecretKeyBase,
+		Env:           n.m.Server.Env,
+		Tenants:       n.m.Tenants,
+		BackupDir:     n.m.Backup.Dir,
+	}
 }

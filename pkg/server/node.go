@@ -89,6 +89,7 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 		HealthDetails:  withAuthHealth(n.healthDetails(), accounts),
 		Logger:         log,
 		API:            n.withWorkflows(n.apiConfig(ctx, accounts)),
+		Console:        n.consoleConfig(accounts),
 	})
 	log.Info("dg is starting the API", "listen", m.Server.Listen, "env", m.Server.Env)
 	return srv.Run(ctx, func(addr net.Addr) {

@@ -35,6 +35,9 @@ type Config struct {
 	Logger        *slog.Logger
 	// API, when set, serves the authenticated /api/v1 routes (api.go).
 	API *APIConfig
+	// Console, when set, serves the operator console under /console
+	// (console.go).
+	Console *ConsoleConfig
 }
 
 // Server is dg's HTTP server.
@@ -62,6 +65,9 @@ func New(cfg Config) *Server {
 	s.router.handle(http.MethodGet, "/api/readyz", s.handleReadyz)
 	if cfg.API != nil {
 		registerAPI(s, cfg.API)
+	}
+	if cfg.Console != nil {
+		registerConsole(s, cfg.Console)
 	}
 	s.handler = s.withRequestID(s.withRecoverAndLog(s.withDeadline(s.router)))
 	return s
