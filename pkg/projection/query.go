@@ -119,13 +119,25 @@ func (pg *PG) ContextSubgraph(ctx context.Context, tenant string, q SubgraphQuer
 	frontier := []string{center}
 	truncated := false
 	for depth := 0; len(frontier) > 0 && !truncated && depth < q.MaxDepth; depth++ {
-		sqlText := `SELECT edge_id, edge_type, from_node_id, to_node_id, trace_id, log_seq, created_at FROM dg_cg_edges
-			WHERE tenant_id = $1 AND (from_node_id = ANY($2) OR to_node_id = ANY($2))`
-		args := []any{tenant, frontier}
+		// The level is processed in edge_id order and stops after at most
+		// max_edges+1 rows (rows already visited plus new ones can never
+		// exceed that before truncation), so each frontier node contributes
+		// at most that many edges, read in order from its index: hub nodes
+		// (a policy every trace evaluates) cost a bounded index range.
+		typeFilter := ""
+		args := []any{tenant, frontier, q.MaxEdges + 1}
 		if len(q.EdgeTypes) > 0 {
-			sqlText += ` AND edge_type = ANY($3)`
+			typeFilter = ` AND edge_type = ANY($4)`
 			args = append(args, q.EdgeTypes)
 		}
+		cols := `edge_id, edge_type, from_node_id, to_node_id, trace_id, log_seq, created_at`
+		sqlText := `SELECT ` + cols + ` FROM (SELECT DISTINCT ` + cols + ` FROM unnest($2::text[]) AS f(node) CROSS JOIN LATERAL (
+				(SELECT ` + cols + ` FROM dg_cg_edges WHERE tenant_id = $1 AND from_node_id = f.node` + typeFilter + `
+					ORDER BY edge_id COLLATE "C" LIMIT $3)
+				UNION ALL
+				(SELECT ` + cols + ` FROM dg_cg_edges WHERE tenant_id = $1 AND to_node_id = f.node` + typeFilter + `
+					ORDER BY edge_id COLLATE "C" LIMIT $3)) e) d
+			ORDER BY edge_id COLLATE "C" LIMIT $3`
 		rows, err := pg.pool.Query(ctx, sqlText, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read edges: %w", err)

@@ -3,6 +3,7 @@ package projection_test
 import (
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/decisiongraph/dg/pkg/event"
@@ -184,5 +185,108 @@ func TestFindPrecedentsMatchesReference(t *testing.T) {
 				t.Errorf("%+v: hit %d is %s, want %s", q, i, got[i], want[i])
 			}
 		}
+	}
+}
+
+// referenceSubgraph is §13.4 computed in Go over in-memory tables.
+func referenceSubgraph(tb *projection.Tables, q projection.SubgraphQuery) (nodes, edges []string, truncated bool) {
+	all := append([]projection.Edge(nil), tb.Edges...)
+	sort.Slice(all, func(i, j int) bool { return all[i].EdgeID < all[j].EdgeID })
+	exists := map[string]bool{}
+	for _, n := range tb.Nodes {
+		exists[n.NodeID] = true
+	}
+	etypes, ntypes := map[string]bool{}, map[string]bool{}
+	for _, t := range q.EdgeTypes {
+		etypes[t] = true
+	}
+	for _, t := range q.NodeTypes {
+		ntypes[t] = true
+	}
+	center := q.NodeType + ":" + q.NodeID
+	vn, ve := map[string]bool{center: true}, map[string]bool{}
+	frontier := map[string]bool{center: true}
+	for depth := 0; len(frontier) > 0 && !truncated && depth < q.MaxDepth; depth++ {
+		next := map[string]bool{}
+	level:
+		for _, e := range all {
+			if !(frontier[e.FromNodeID] || frontier[e.ToNodeID]) || (len(etypes) > 0 && !etypes[e.EdgeType]) || ve[e.EdgeID] {
+				continue
+			}
+			if len(ve) >= q.MaxEdges {
+				truncated = true
+				break
+			}
+			ve[e.EdgeID] = true
+			edges = append(edges, e.EdgeID)
+			for _, end := range []string{e.FromNodeID, e.ToNodeID} {
+				if vn[end] {
+					continue
+				}
+				if typ, _, _ := strings.Cut(end, ":"); len(ntypes) > 0 && !ntypes[typ] {
+					continue
+				}
+				if len(vn) >= q.MaxNodes {
+					truncated = true
+					break level
+				}
+				vn[end] = true
+				next[end] = true
+			}
+		}
+		frontier = next
+	}
+	for n := range vn {
+		if exists[n] {
+			nodes = append(nodes, n)
+		}
+	}
+	sort.Strings(nodes)
+	sort.Strings(edges)
+	return nodes, edges, truncated
+}
+
+func TestContextSubgraphMatchesReference(t *testing.T) {
+	envs := projection.Synthetic(projection.SynthOptions{Seed: 11, Traces: 120})
+	st := newStore(t)
+	appendPG(t, st, "default", envs)
+	pg := projection.NewPG(st, 0)
+	catchUpAll(t, pg, "default", 0)
+	tb := projectMemory(t, appendAll(t, "default", envs), "default").Store().Tables()
+	truncations := 0
+	for _, q := range []projection.SubgraphQuery{
+		{NodeType: "trace", NodeID: "00000005-0000-4000-8000-000000000005", MaxDepth: 2, MaxNodes: 100, MaxEdges: 500},
+		{NodeType: "trace", NodeID: "00000007-0000-4000-8000-000000000007", MaxDepth: 3, MaxNodes: 100, MaxEdges: 20},
+		{NodeType: "trace", NodeID: "00000009-0000-4000-8000-000000000009", MaxDepth: 2, MaxNodes: 5, MaxEdges: 500},
+		{NodeType: "policy", NodeID: "policy_3:1.0", MaxDepth: 2, MaxNodes: 100, MaxEdges: 500},
+		{NodeType: "policy", NodeID: "policy_3:1.0", MaxDepth: 2, MaxNodes: 1000, MaxEdges: 30},
+		{NodeType: "trace", NodeID: "00000011-0000-4000-8000-000000000011", MaxDepth: 4, MaxNodes: 100, MaxEdges: 500, EdgeTypes: []string{"trace_evaluated_policy", "trace_involves_entity"}},
+		{NodeType: "trace", NodeID: "0000000c-0000-4000-8000-00000000000c", MaxDepth: 3, MaxNodes: 100, MaxEdges: 500, NodeTypes: []string{"trace", "entity"}},
+	} {
+		g, err := pg.ContextSubgraph(ctxT(t), "default", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantNodes, wantEdges, wantTrunc := referenceSubgraph(tb, q)
+		var gotNodes, gotEdges []string
+		for _, n := range g.Nodes {
+			gotNodes = append(gotNodes, n.NodeID)
+		}
+		for _, e := range g.Edges {
+			gotEdges = append(gotEdges, e.EdgeID)
+		}
+		if strings.Join(gotNodes, "\n") != strings.Join(wantNodes, "\n") || strings.Join(gotEdges, "\n") != strings.Join(wantEdges, "\n") || g.Truncated != wantTrunc {
+			t.Errorf("%+v: got %d nodes, %d edges, truncated %v; want %d, %d, %v", q, len(gotNodes), len(gotEdges), g.Truncated, len(wantNodes), len(wantEdges), wantTrunc)
+		}
+		if len(wantEdges) == 0 {
+			t.Errorf("%+v: the reference finds no edges; pick a center that exists", q)
+		}
+		if wantTrunc {
+			truncations++
+		}
+		t.Logf("%s:%s depth %d: %d nodes, %d edges, truncated %v", q.NodeType, q.NodeID, q.MaxDepth, len(wantNodes), len(wantEdges), wantTrunc)
+	}
+	if truncations < 2 {
+		t.Errorf("only %d queries truncate; the test must exercise max_nodes and max_edges", truncations)
 	}
 }
