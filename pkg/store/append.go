@@ -67,81 +67,39 @@ func (s *Store) AppendResult(ctx context.Context, tenant string, env *event.Enve
 	return s.Append(ctx, tenant, env)
 }
 
-// run is the appender, until Close. It keeps one connection while work
-// flows and overlaps batches: one round trip carries the write and COMMIT
-// of the current batch followed by BEGIN, the append lock and the lookups
-// of the next (whatever queued meanwhile), so a busy appender pays one
-// round trip per batch. The next batch's lookups run after the COMMIT, in a
-// new transaction under the lock, so they see the batch before it; rules
-// and log_seq stay exactly as with one transaction at a time.
+// run is the appender, until Close: it takes the requests queued so far
+// as one batch and appends it, one batch at a time.
 func (s *Store) run() {
 	defer close(s.stopped)
-	var (
-		conn  *pgxpool.Conn
-		cur   *loaded
-		carry []*appendReq
-	)
 	for {
-		if cur == nil {
-			if conn != nil {
-				conn.Release()
-				conn = nil
-			}
-			batch := carry
-			carry = nil
-			if len(batch) == 0 {
-				var ok bool
-				if batch, ok = s.next(); !ok {
-					return
-				}
-			}
-			if batch = live(batch); len(batch) == 0 {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			c, err := s.pool.Acquire(ctx)
-			if err != nil {
-				cancel()
-				for _, r := range batch {
-					r.done <- appendAns{err: storageError(fmt.Errorf("get a database connection: %w", err))}
-				}
-				continue
-			}
-			ix, err := loadBatchIndex(ctx, c.Conn(), batch)
-			cancel()
-			if err != nil {
-				abort(c)
-				s.fallback(batch)
-				continue
-			}
-			conn, cur = c, decideBatch(batch, ix)
+		batch, ok := s.next()
+		if !ok {
+			return
 		}
-		next := live(s.fill(nil, false))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		nextIx, curErr, nextErr := finishAndLoad(ctx, conn.Conn(), cur, next)
-		cancel()
-		if curErr != nil {
-			// cur was not committed: retry its events one by one, and
-			// start next afresh.
-			abort(conn)
-			conn = nil
-			s.fallback(cur.reqs)
-			cur, carry = nil, next
-			continue
+		if batch = live(batch); len(batch) > 0 {
+			s.appendBatch(batch)
 		}
-		s.answer(cur)
-		cur = nil
-		if len(next) == 0 {
-			continue
-		}
-		if nextErr != nil {
-			abort(conn)
-			conn = nil
-			carry = next
-			continue
-		}
-		cur = decideBatch(next, nextIx)
 	}
+}
+
+// appendBatch appends one batch and answers its requests. The fast path
+// (speculate.go) applies the rules to what this appender remembers of the
+// log and sends check, insert and COMMIT in one round trip; when that is
+// not possible or the check finds the memory stale, the batch takes the
+// read-then-write path (appendTx, two round trips).
+func (s *Store) appendBatch(batch []*appendReq) {
+	if lb, chk := s.speculate(batch); lb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.commitSpeculative(ctx, lb, chk)
+		cancel()
+		if err == nil {
+			s.remember(lb.ix)
+			s.answer(lb)
+			return
+		}
+		s.speculationFailed(err)
+	}
+	s.commitBatch(batch)
 }
 
 // next blocks for the first request of a batch and fills the batch. After
@@ -167,39 +125,6 @@ func live(batch []*appendReq) []*appendReq {
 		out = append(out, r)
 	}
 	return out
-}
-
-// finishAndLoad ends cur's transaction (write and COMMIT, or ROLLBACK when
-// it has nothing to write) and, in the same round trip, opens next's
-// transaction and reads its lookups. curErr means cur was not committed;
-// nextErr means next must be loaded again.
-func finishAndLoad(ctx context.Context, conn *pgx.Conn, cur *loaded, next []*appendReq) (nextIx *logIndex, curErr, nextErr error) {
-	b := &pgx.Batch{}
-	if len(cur.fresh) > 0 {
-		queueWrite(b, cur.fresh, cur.freshP, cur.ix)
-	} else {
-		b.Queue(`ROLLBACK`)
-	}
-	if len(next) > 0 {
-		queueLoad(b, next)
-	}
-	br := conn.SendBatch(ctx, b)
-	if len(cur.fresh) > 0 {
-		curErr = readWrite(br, len(cur.fresh))
-	} else if _, err := br.Exec(); err != nil {
-		curErr = fmt.Errorf("end read-only append transaction: %w", err)
-	}
-	if curErr == nil && len(next) > 0 {
-		nextIx, nextErr = readLoad(br)
-	}
-	if err := br.Close(); err != nil && curErr == nil && nextErr == nil {
-		if len(next) > 0 {
-			nextErr = err
-		} else {
-			curErr = err
-		}
-	}
-	return nextIx, curErr, nextErr
 }
 
 // answer replies to every request of a committed batch and wakes
@@ -333,6 +258,9 @@ func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) (answers []appe
 	lb := decideBatch(reqs, ix)
 	answers, fresh, freshP := lb.answers, lb.fresh, lb.freshP
 	if len(fresh) == 0 {
+		s.remember(ix) // nothing written: ix is what the log holds
+	}
+	if len(fresh) == 0 {
 		return answers, 0, nil // the deferred ROLLBACK ends the read-only transaction
 	}
 	// Round trip 2: insert, chain heads, NOTIFY, COMMIT.
@@ -340,6 +268,7 @@ func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) (answers []appe
 		return nil, 0, err
 	}
 	open = false
+	s.remember(ix)
 	s.commits.Add(1)
 	s.appended.Add(int64(len(fresh)))
 	return answers, ix.head, nil

@@ -423,3 +423,54 @@ func TestDatabaseFailureFailsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFastPathNoticesOtherWriters: after its first batch the appender
+// applies the rules to its memory of the log and lets the database confirm
+// the facts in the same round trip. Another Store appending in between makes
+// that memory stale; the check must catch it, and the events must still be
+// sequenced and chained exactly.
+func TestFastPathNoticesOtherWriters(t *testing.T) {
+	t.Parallel()
+	_, dbURL := newTestDB(t)
+	ctx := context.Background()
+	a, err := store.Open(ctx, dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := store.Open(ctx, dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	must := func(s *store.Store, e *event.Envelope, wantSeq int64) {
+		t.Helper()
+		res, err := s.Append(ctx, "acme", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Event.LogSeq != wantSeq {
+			t.Fatalf("%s got log_seq %d, want %d", e.EventID, res.Event.LogSeq, wantSeq)
+		}
+	}
+	must(a, env("x", 0, event.TypeTraceStarted), 1)  // reads the log, remembers
+	must(a, env("x", 1, event.TypeInputObserved), 2) // fast path
+	if st := a.Stats(); st.FastCommits != 1 || st.StaleChecks != 0 {
+		t.Fatalf("after the second append: %+v, want one fast commit", st)
+	}
+	must(b, env("y", 0, event.TypeTraceStarted), 3)   // a's memory is now stale
+	must(a, env("x", 2, event.TypeEntityObserved), 4) // check fails, log read, appended
+	if st := a.Stats(); st.StaleChecks != 1 {
+		t.Fatalf("stale memory not caught: %+v", st)
+	}
+	// A rule answer never comes from memory: a wrong trace_seq is judged on
+	// the log (b has moved trace y on).
+	must(b, env("y", 1, event.TypeInputObserved), 5)
+	if _, err := a.Append(ctx, "acme", env("y", 1, event.TypeInputObserved)); err != nil {
+		t.Fatalf("retry of b's event through a: %v", err)
+	}
+	if _, err := a.Append(ctx, "acme", with(env("y", 1, event.TypeInputObserved), func(e *event.Envelope) { e.IdempotencyKey, e.EventID = "other", "other" })); codeOf(err) != "DG_ERR_EVENT_SEQUENCE_INVALID" {
+		t.Fatalf("wrong trace_seq through a: %v", err)
+	}
+	checkContiguous(t, a, 5)
+}

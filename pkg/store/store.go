@@ -77,8 +77,19 @@ type Store struct {
 	closeMu sync.RWMutex // held for reading while enqueueing
 	closed  bool
 
+	// The appender's memory of the log (speculate.go); only the appender
+	// goroutine touches these.
+	mem          *logIndex
+	memKnown     bool
+	specOff      int
+	specDisabled bool
+
 	commits  atomic.Int64 // transactions that wrote events
 	appended atomic.Int64 // events written
+	// fastCommits counts batches committed in one round trip on the
+	// appender's memory; staleChecks the times that memory was stale.
+	fastCommits atomic.Int64
+	staleChecks atomic.Int64
 
 	subsMu  sync.Mutex
 	subs    map[int]chan int64
@@ -217,12 +228,18 @@ func (s *Store) publish(head int64) {
 type Stats struct {
 	Commits  int64 `json:"commits"`  // append transactions that wrote events
 	Appended int64 `json:"appended"` // events written (replays excluded)
+	// FastCommits of the Commits went in one round trip on the appender's
+	// memory of the log; StaleChecks counts the times the database found
+	// that memory out of date (the batch then read the log first).
+	FastCommits int64 `json:"fast_commits"`
+	StaleChecks int64 `json:"stale_checks"`
 }
 
 // Stats returns the appender's counters; Appended/Commits is the mean
 // group-commit batch size.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Appended: s.appended.Load()}
+	return Stats{Commits: s.commits.Load(), Appended: s.appended.Load(),
+		FastCommits: s.fastCommits.Load(), StaleChecks: s.staleChecks.Load()}
 }
 
 type statsSnap struct{ commits, appended int64 }

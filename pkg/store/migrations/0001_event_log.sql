@@ -95,3 +95,44 @@ CREATE TRIGGER dg_block_events_after_finish
     AFTER INSERT ON dg_event_log
     REFERENCING NEW TABLE AS dg_new_events
     FOR EACH STATEMENT EXECUTE FUNCTION dg_block_events_after_finish();
+
+-- dg_append_check verifies, inside the append transaction and under the
+-- append lock, the facts an appender assumed from its cache when it applied
+-- the rules without reading the log first: the head log_seq, that no
+-- idempotency key or event id of the batch exists, each trace's next
+-- trace_seq and finished flag, and each tenant's chain head (NULL: none).
+-- It raises dg_append_stale (SQLSTATE 40001) when any differs, which aborts
+-- the batch before its INSERT; the appender then reads the log and retries.
+CREATE FUNCTION dg_append_check(
+    p_head bigint,
+    idem_tenant text[], idem_producer text[], idem_key text[],
+    id_tenant text[], id_event text[],
+    tr_tenant text[], tr_trace text[], tr_next bigint[], tr_finished boolean[],
+    ch_tenant text[], ch_hash text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT COALESCE(max(log_seq), 0) FROM dg_event_log) <> p_head THEN
+        RAISE EXCEPTION 'dg_append_stale: head' USING ERRCODE = 'serialization_failure';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(idem_tenant, idem_producer, idem_key) AS k(t, p, i)
+               WHERE EXISTS (SELECT 1 FROM dg_event_log x
+                             WHERE x.tenant_id = k.t AND x.producer_id = k.p AND x.idempotency_key = k.i)) THEN
+        RAISE EXCEPTION 'dg_append_stale: idempotency key' USING ERRCODE = 'serialization_failure';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(id_tenant, id_event) AS k(t, e)
+               WHERE EXISTS (SELECT 1 FROM dg_event_log x WHERE x.tenant_id = k.t AND x.event_id = k.e)) THEN
+        RAISE EXCEPTION 'dg_append_stale: event id' USING ERRCODE = 'serialization_failure';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(tr_tenant, tr_trace, tr_next, tr_finished) AS k(t, tr, nx, fin)
+               WHERE COALESCE((SELECT max(trace_seq) + 1 FROM dg_event_log x
+                               WHERE x.tenant_id = k.t AND x.trace_id = k.tr), 0) <> k.nx
+                  OR EXISTS (SELECT 1 FROM dg_event_log x
+                             WHERE x.tenant_id = k.t AND x.trace_id = k.tr AND x.event_type = 'TraceFinished') <> k.fin) THEN
+        RAISE EXCEPTION 'dg_append_stale: trace' USING ERRCODE = 'serialization_failure';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(ch_tenant, ch_hash) AS k(t, h)
+               WHERE k.h IS DISTINCT FROM (SELECT c.chain_hash FROM dg_chain_heads c WHERE c.tenant_id = k.t)) THEN
+        RAISE EXCEPTION 'dg_append_stale: chain head' USING ERRCODE = 'serialization_failure';
+    END IF;
+END
+$$;
