@@ -28,7 +28,12 @@ const (
 // startNode serves the API over real HTTP on a fresh migrated database.
 func startNode(tb testing.TB, limits server.RateLimits) (*httptest.Server, *store.Store) {
 	tb.Helper()
-	st, err := store.New(context.Background(), pgtest.New(tb), store.Options{})
+	return startNodeWith(tb, limits, store.Options{})
+}
+
+func startNodeWith(tb testing.TB, limits server.RateLimits, opts store.Options) (*httptest.Server, *store.Store) {
+	tb.Helper()
+	st, err := store.New(context.Background(), pgtest.New(tb), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
