@@ -174,6 +174,7 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newBackupCmds, newRestoreCmds, newDrillCmds, newStatusCmds,
 	newEventsCmds, newMigrateCmds, newBenchCmds,
 	newSeedCmds,
+	newWorkflowsCmds,
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
