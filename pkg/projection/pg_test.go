@@ -88,6 +88,15 @@ func TestGoldenDigestsPostgres(t *testing.T) {
 			if after != d {
 				t.Errorf("digests after the swap %v, before %v", after, d)
 			}
+			status, err := pg.Status(ctxT(t), "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range status {
+				if s.Digest != d.Of(s.Projection) || s.DigestLogSeq != s.Head || s.Checkpoint != s.Head {
+					t.Errorf("status after rebuild %+v, want digest %s at %d", s, d.Of(s.Projection), s.Head)
+				}
+			}
 		})
 	}
 }

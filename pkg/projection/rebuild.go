@@ -343,7 +343,7 @@ func (pg *PG) Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, er
 	}
 	rep.Swapped = true
 	rep.SwapMillis = time.Since(swapStart).Milliseconds()
-	if _, err := pg.RefreshDigests(ctx, o.Tenant); err != nil {
+	if err := pg.saveRebuiltDigests(ctx, o.Tenant, set, rebuilt, head); err != nil {
 		return rep, err
 	}
 	return rep, pg.dropShadow(ctx, o.Tenant)
@@ -362,7 +362,7 @@ func (pg *PG) liveSnapshot(ctx context.Context, tenant string, set Set, cursors 
 			return Digests{}, nil, err
 		}
 	}
-	t, err := readTables(ctx, tx, tenant, liveTables, SetAll)
+	t, err := readTables(ctx, tx, tenant, liveTables, set)
 	if err != nil {
 		return Digests{}, nil, err
 	}
@@ -509,4 +509,24 @@ func (pg *PG) Verify(ctx context.Context, tenant string, set Set) (*RebuildRepor
 		merged.Differences = append(merged.Differences, rep.Differences...)
 	}
 	return merged, nil
+}
+
+// saveRebuiltDigests records the digests of freshly swapped projections
+// (their rows are exactly the rebuilt ones, at checkpoint head), without
+// reading the tables again. full_projection is recorded when all three
+// were rebuilt.
+func (pg *PG) saveRebuiltDigests(ctx context.Context, tenant string, set Set, d Digests, head int64) error {
+	names := set.names()
+	if set == SetAll {
+		names = append(names, FullProjection)
+	}
+	for _, name := range names {
+		if _, err := pg.pool.Exec(ctx, `INSERT INTO dg_projection_digests (tenant_id, projection_name, digest_value, last_log_seq, updated_at)
+			VALUES ($1, $2, $3, $4, now())
+			ON CONFLICT (tenant_id, projection_name) DO UPDATE SET digest_value = EXCLUDED.digest_value,
+				last_log_seq = EXCLUDED.last_log_seq, updated_at = now()`, tenant, name, d.Of(name), head); err != nil {
+			return fmt.Errorf("save digests of tenant %s: %w", tenant, err)
+		}
+	}
+	return nil
 }
