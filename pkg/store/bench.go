@@ -87,6 +87,8 @@ type BenchRun struct {
 	P99Ms        float64 `json:"p99_ms"`
 	// Commits is the number of transactions (dg: group-commit batches).
 	Commits int64 `json:"commits"`
+	// FastCommits (dg) went in one round trip on the appender's memory.
+	FastCommits int64 `json:"fast_commits,omitempty"`
 }
 
 // BenchRow pairs dg with the raw baseline at one client count.
@@ -213,7 +215,7 @@ func summarize(mode string, clients int, lat [][]time.Duration, elapsed time.Dur
 func benchDG(ctx context.Context, s *Store, work [][]benchItem) (*BenchRun, error) {
 	lat := make([][]time.Duration, len(work))
 	errs := make([]error, len(work))
-	before := s.stats()
+	before := s.Stats()
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := range work {
@@ -243,7 +245,10 @@ func benchDG(ctx context.Context, s *Store, work [][]benchItem) (*BenchRun, erro
 			return nil, err
 		}
 	}
-	return summarize("dg", len(work), lat, elapsed, s.stats().commits-before.commits), nil
+	after := s.Stats()
+	run := summarize("dg", len(work), lat, elapsed, after.Commits-before.Commits)
+	run.FastCommits = after.FastCommits - before.FastCommits
+	return run, nil
 }
 
 // benchRaw writes the same rows with no validation, rules or hashing.

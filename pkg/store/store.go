@@ -241,7 +241,3 @@ func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Appended: s.appended.Load(),
 		FastCommits: s.fastCommits.Load(), StaleChecks: s.staleChecks.Load()}
 }
-
-type statsSnap struct{ commits, appended int64 }
-
-func (s *Store) stats() statsSnap { return statsSnap{s.commits.Load(), s.appended.Load()} }
