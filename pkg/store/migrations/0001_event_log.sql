@@ -79,11 +79,15 @@ CREATE TRIGGER dg_event_log_no_truncate
 CREATE FUNCTION dg_block_events_after_finish() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- LATERAL ... LIMIT 1 keeps this one index probe per inserted row (a
+    -- join would let the planner scan the whole log for every INSERT).
     IF EXISTS (
         SELECT 1 FROM dg_new_events n
-        JOIN dg_event_log f
-          ON f.tenant_id = n.tenant_id AND f.trace_id = n.trace_id
-         AND f.event_type = 'TraceFinished' AND f.log_seq < n.log_seq
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM dg_event_log f
+            WHERE f.tenant_id = n.tenant_id AND f.trace_id = n.trace_id
+              AND f.event_type = 'TraceFinished' AND f.log_seq < n.log_seq
+            LIMIT 1) f
         WHERE n.event_type <> 'TraceFinished') THEN
         RAISE EXCEPTION 'trace_finished' USING ERRCODE = 'check_violation';
     END IF;
@@ -114,13 +118,15 @@ BEGIN
     IF (SELECT COALESCE(max(log_seq), 0) FROM dg_event_log) <> p_head THEN
         RAISE EXCEPTION 'dg_append_stale: head' USING ERRCODE = 'serialization_failure';
     END IF;
+    -- LATERAL ... LIMIT 1: one unique-index probe per key, never a scan.
     IF EXISTS (SELECT 1 FROM unnest(idem_tenant, idem_producer, idem_key) AS k(t, p, i)
-               WHERE EXISTS (SELECT 1 FROM dg_event_log x
-                             WHERE x.tenant_id = k.t AND x.producer_id = k.p AND x.idempotency_key = k.i)) THEN
+               CROSS JOIN LATERAL (SELECT 1 FROM dg_event_log x
+                   WHERE x.tenant_id = k.t AND x.producer_id = k.p AND x.idempotency_key = k.i LIMIT 1) x) THEN
         RAISE EXCEPTION 'dg_append_stale: idempotency key' USING ERRCODE = 'serialization_failure';
     END IF;
     IF EXISTS (SELECT 1 FROM unnest(id_tenant, id_event) AS k(t, e)
-               WHERE EXISTS (SELECT 1 FROM dg_event_log x WHERE x.tenant_id = k.t AND x.event_id = k.e)) THEN
+               CROSS JOIN LATERAL (SELECT 1 FROM dg_event_log x
+                   WHERE x.tenant_id = k.t AND x.event_id = k.e LIMIT 1) x) THEN
         RAISE EXCEPTION 'dg_append_stale: event id' USING ERRCODE = 'serialization_failure';
     END IF;
     IF EXISTS (SELECT 1 FROM unnest(tr_tenant, tr_trace, tr_next, tr_finished) AS k(t, tr, nx, fin)

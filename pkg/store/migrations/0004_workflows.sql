@@ -43,6 +43,9 @@ CREATE TABLE dg_workflow_items (
     created_from_event_id   TEXT        NOT NULL,
     last_source_log_seq     BIGINT,
     metadata                JSONB       NOT NULL DEFAULT '{}',
+    -- queue order of the priority (urgent, high, normal, anything else)
+    prio_rank               SMALLINT    GENERATED ALWAYS AS (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1
+                                            WHEN 'normal' THEN 2 ELSE 3 END) STORED,
     -- the due date a deadline-risk notification was produced for (the
     -- sweep's cheap pre-check; the notification's dedupe key is the guard)
     deadline_risk_for       TIMESTAMPTZ,
@@ -50,13 +53,14 @@ CREATE TABLE dg_workflow_items (
 );
 CREATE UNIQUE INDEX dg_workflow_items_subject ON dg_workflow_items (tenant_id, trace_id, subject_type, subject_id);
 CREATE INDEX dg_workflow_items_status ON dg_workflow_items (tenant_id, status);
-CREATE INDEX dg_workflow_items_trace ON dg_workflow_items (tenant_id, trace_id);
 CREATE INDEX dg_workflow_items_account ON dg_workflow_items (tenant_id, assigned_account_id);
-CREATE INDEX dg_workflow_items_role ON dg_workflow_items (tenant_id, assigned_role);
-CREATE INDEX dg_workflow_items_due ON dg_workflow_items (tenant_id, sla_due_at);
-CREATE INDEX dg_workflow_items_log_seq ON dg_workflow_items (tenant_id, last_source_log_seq);
--- what the SLA sweep scans: open items with a due date (deadline risk) and
--- the items automatic escalation may still move (escalated ones are not)
+-- (tenant_id, trace_id) lookups use the subject index's prefix. Fewer
+-- indexes keep imports and sweeps fast: every upsert touches each one.
+-- The inbox: open items in queue order (overdue first is two index walks).
+CREATE INDEX dg_workflow_items_inbox ON dg_workflow_items (tenant_id, prio_rank, requested_at, workflow_id COLLATE "C")
+    WHERE status IN ('requested', 'in_review', 'changes_requested', 'escalated');
+-- What the SLA sweep scans: open items with a due date (deadline risk) and
+-- the items automatic escalation may still move (escalated ones are not).
 CREATE INDEX dg_workflow_items_open_due ON dg_workflow_items (tenant_id, sla_due_at)
     WHERE status IN ('requested', 'in_review', 'changes_requested', 'escalated') AND sla_due_at IS NOT NULL;
 CREATE INDEX dg_workflow_items_escalatable ON dg_workflow_items (tenant_id, sla_due_at)
@@ -78,9 +82,9 @@ CREATE TABLE dg_workflow_actions (
     created_at         TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (tenant_id, action_id)
 );
-CREATE UNIQUE INDEX dg_workflow_actions_source ON dg_workflow_actions (tenant_id, source_event_id);
+-- An imported event's row has action_id 'wfa:event:<event_id>', so the
+-- primary key already allows at most one row per imported event.
 CREATE INDEX dg_workflow_actions_item ON dg_workflow_actions (tenant_id, workflow_id, created_at);
-CREATE INDEX dg_workflow_actions_type ON dg_workflow_actions (tenant_id, action_type);
 
 CREATE TABLE dg_workflow_notifications (
     tenant_id            TEXT        NOT NULL,
@@ -97,17 +101,19 @@ CREATE TABLE dg_workflow_notifications (
     dedupe_key           TEXT        NOT NULL,
     created_at           TIMESTAMPTZ NOT NULL,
     delivered_at         TIMESTAMPTZ,
-    PRIMARY KEY (tenant_id, notification_id)
+    -- the dedupe key is the unique constraint: inserts use ON CONFLICT DO
+    -- NOTHING, so no notification is ever created twice. notification_id is
+    -- a name-based UUID of (tenant, dedupe_key), so it is unique as well.
+    PRIMARY KEY (tenant_id, dedupe_key)
 );
-CREATE UNIQUE INDEX dg_workflow_notifications_dedupe ON dg_workflow_notifications (tenant_id, dedupe_key);
 CREATE INDEX dg_workflow_notifications_item ON dg_workflow_notifications (tenant_id, workflow_id, created_at);
-CREATE INDEX dg_workflow_notifications_category ON dg_workflow_notifications (tenant_id, category, created_at);
 
 -- Webhook outbox: one row per (notification, receiver URL), written in the
 -- same transaction as the notification, so nothing is lost across restarts.
 CREATE TABLE dg_workflow_deliveries (
     tenant_id       TEXT        NOT NULL,
     notification_id TEXT        NOT NULL,
+    dedupe_key      TEXT        NOT NULL,
     target_url      TEXT        NOT NULL,
     status          TEXT        NOT NULL DEFAULT 'pending', -- pending, delivered, failed
     attempts        INT         NOT NULL DEFAULT 0,
