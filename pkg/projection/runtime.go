@@ -87,6 +87,10 @@ type Runtime struct {
 
 	lockMu   sync.Mutex
 	lockConn *pgx.Conn // holds the owner locks; outside the pool
+	// lockGen counts lock sessions: when the session is lost (and with it
+	// every owner lock), a new one is opened and workers owning a scope
+	// under an older generation must win their lock again.
+	lockGen uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -281,6 +285,7 @@ func (r *Runtime) housekeep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		r.checkLockSession(ctx)
 		if err := r.discover(ctx); err != nil && ctx.Err() == nil {
 			r.opts.Logger.Warn("projection runtime: list tenants", "err", err)
 		}
@@ -302,19 +307,66 @@ func (r *Runtime) housekeep(ctx context.Context) {
 	}
 }
 
-// own tries to take (or confirms) this process's ownership of a scope.
-func (r *Runtime) own(ctx context.Context, w *worker) bool {
+// own tries to take this process's ownership of a scope; it returns
+// whether it holds it and under which lock session.
+func (r *Runtime) own(ctx context.Context, w *worker) (bool, uint64) {
 	r.lockMu.Lock()
 	defer r.lockMu.Unlock()
 	if r.lockConn == nil {
-		return false
+		return false, r.lockGen
 	}
 	var ok bool
 	err := r.lockConn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, ownerLockClass, scopeKey(w.tenant, w.name)).Scan(&ok)
 	if err != nil {
-		return false
+		r.renewLockSessionLocked(ctx, err)
+		return false, r.lockGen
 	}
-	return ok
+	return ok, r.lockGen
+}
+
+// lockGeneration is the current lock session's number.
+func (r *Runtime) lockGeneration() uint64 {
+	r.lockMu.Lock()
+	defer r.lockMu.Unlock()
+	return r.lockGen
+}
+
+// checkLockSession pings the lock session and replaces it when it is gone.
+func (r *Runtime) checkLockSession(ctx context.Context) {
+	r.lockMu.Lock()
+	defer r.lockMu.Unlock()
+	if r.lockConn == nil {
+		conn, err := r.dedicatedConn(ctx)
+		if err != nil {
+			return
+		}
+		r.lockConn = conn
+		r.lockGen++
+		return
+	}
+	if err := r.lockConn.Ping(ctx); err != nil {
+		r.renewLockSessionLocked(ctx, err)
+	}
+}
+
+// renewLockSessionLocked drops a broken lock session (the server has
+// released its locks) and opens a new one. lockMu must be held.
+func (r *Runtime) renewLockSessionLocked(ctx context.Context, cause error) {
+	if ctx.Err() != nil {
+		return
+	}
+	r.opts.Logger.Warn("projection runtime: lost the worker lock session; workers will win their locks again", "err", cause)
+	if r.lockConn != nil {
+		_ = r.lockConn.Close(context.Background())
+	}
+	r.lockGen++
+	conn, err := r.dedicatedConn(ctx)
+	if err != nil {
+		r.opts.Logger.Warn("projection runtime: reopen the worker lock session", "err", err)
+		r.lockConn = nil
+		return
+	}
+	r.lockConn = conn
 }
 
 func (r *Runtime) run(ctx context.Context, w *worker) {
@@ -324,6 +376,7 @@ func (r *Runtime) run(ctx context.Context, w *worker) {
 		return
 	}
 	owner := false
+	var ownedGen uint64
 	retries := 0
 	timer := time.NewTimer(0) // boot sync
 	defer timer.Stop()
@@ -334,9 +387,12 @@ func (r *Runtime) run(ctx context.Context, w *worker) {
 		case <-w.wake:
 		case <-timer.C:
 		}
+		if owner && r.lockGeneration() != ownedGen {
+			owner = false // the session holding our lock was lost
+		}
 		if !owner {
 			// Session advisory locks are re-entrant: take it once and keep it.
-			owner = r.own(ctx, w)
+			owner, ownedGen = r.own(ctx, w)
 			if !owner {
 				w.set(func(s *WorkerStatus) { s.State = StateStandby })
 				resetTimer(timer, r.opts.Poll)

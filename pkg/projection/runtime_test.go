@@ -132,3 +132,30 @@ func TestRuntimePoison(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeRecoversLockSession: when the session holding the owner
+// locks dies, the runtime opens a new one, its workers win their locks
+// again and keep projecting.
+func TestRuntimeRecoversLockSession(t *testing.T) {
+	st := newStore(t)
+	appendPG(t, st, "a", newTrace("t1").start("a1").evs)
+	rt := startRuntime(t, st)
+	waitFor(t, "caught up", func() bool { return caughtUp(t, rt.PG(), "a") })
+	ownerLocks := func() int {
+		var n int
+		if err := st.Pool().QueryRow(ctxT(t), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND classid = x'64670002'::int::oid AND objsubid = 2`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	waitFor(t, "three owner locks", func() bool { return ownerLocks() == 3 })
+	var killed int
+	if err := st.Pool().QueryRow(ctxT(t), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND classid = x'64670002'::int::oid AND objsubid = 2`).Scan(&killed); err != nil || killed == 0 {
+		t.Fatalf("terminated %d sessions: %v", killed, err)
+	}
+	waitFor(t, "owner locks won again", func() bool { return ownerLocks() == 3 })
+	appendPG(t, st, "a", newTrace("t2").start("a2").finish("success").evs)
+	waitFor(t, "caught up after the loss", func() bool { return caughtUp(t, rt.PG(), "a") })
+}
