@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/auth"
+	"github.com/decisiongraph/dg/pkg/client"
 	"github.com/decisiongraph/dg/pkg/manifest"
 	"github.com/decisiongraph/dg/pkg/ops"
 	"github.com/decisiongraph/dg/pkg/server"
@@ -175,5 +178,54 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRunNodeServesAPI runs the node as dg up does (external database
+// from pgtest, built-in dev accounts): healthz reports the auth section,
+// and the dev writer appends and reads back a trace through pkg/client.
+func TestRunNodeServesAPI(t *testing.T) {
+	m := builtinManifest(t)
+	m.Database.Mode = manifest.ModeExternal
+	m.Database.URL = pgtest.NewURL(t)
+	m.Server.Listen = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.RunNode(ctx, m, server.NodeOptions{LookupEnv: noEnv, OnReady: func(a net.Addr) { addrc <- a }})
+	}()
+	var base string
+	select {
+	case a := <-addrc:
+		base = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("RunNode: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("RunNode did not serve within 60s")
+	}
+	w := client.New(base, auth.DevWriterToken, "default")
+	h, err := w.Healthz(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := h["auth"].(map[string]any); a["bootstrap_source"] != "application_env" || a["configured_accounts"] != float64(3) || a["operator_console_account_id"] != "dev-admin" {
+		t.Fatalf("healthz auth: %v", a)
+	}
+	tr := newTraceID("node")
+	if _, err := w.AppendEventJSON(ctx, traceStarted(tr)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.New(base, auth.DevReaderToken, "default").GetTrace(ctx, tr)
+	if err != nil || len(got.Events) != 1 || got.Events[0].TraceID != tr {
+		t.Fatalf("trace: %v %+v", err, got)
+	}
+	if _, err := client.New(base, auth.DevReaderToken, "default").AppendEventJSON(ctx, traceStarted(newTraceID("x"))); client.CodeOf(err) != "forbidden" {
+		t.Fatalf("reader append: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("RunNode on shutdown: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/decisiongraph/dg/pkg/auth"
+	"github.com/decisiongraph/dg/pkg/event"
 )
 
 // TestHealthzShowsAuth: /api/healthz reports where the accounts came from,
@@ -65,5 +66,43 @@ func TestRequirePermission(t *testing.T) {
 	if a.requirePermission(rec, r, writer, auth.PermWorkflowOverride) || rec.Code != 403 ||
 		!strings.Contains(rec.Body.String(), "Service account lacks workflow_override permission") {
 		t.Fatalf("missing permission: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestEveryEventCodeHasItsStatus maps each event.Code to §5.3's status and
+// name, and an unknown code to 500 internal_error.
+func TestEveryEventCodeHasItsStatus(t *testing.T) {
+	s := New(Config{})
+	a := &api{s: s, cfg: &APIConfig{}}
+	cases := map[event.Code]struct {
+		status int
+		name   string
+	}{
+		event.CodeInvalidArgument:          {400, "invalid_argument"},
+		event.CodeSchemaViolation:          {422, "schema_violation"},
+		event.CodePIIPolicyViolation:       {422, "pii_policy_violation"},
+		event.CodeIdempotencyConflict:      {409, "idempotency_conflict"},
+		event.CodeEventSequenceInvalid:     {409, "event_sequence_invalid"},
+		event.CodeConflict:                 {409, "conflict"},
+		event.CodeNotFound:                 {404, "not_found"},
+		event.CodeProjectionOutOfDate:      {409, "projection_out_of_date"},
+		event.CodeStorage:                  {503, "storage"},
+		event.Code("DG_ERR_SOMETHING_NEW"): {500, "internal_error"},
+	}
+	for code, want := range cases {
+		rec := httptest.NewRecorder()
+		a.writeFailure(rec, httptest.NewRequest("GET", "/x", nil), &event.Error{Code: code, Path: "$.x", Message: "m", Details: map[string]any{"k": 1}})
+		m := decode(t, rec)
+		e := m["error"].(map[string]any)
+		d := e["details"].(map[string]any)
+		if rec.Code != want.status || e["code"] != want.name || d["path"] != "$.x" || d["k"] != float64(1) {
+			t.Errorf("%s: %d %v, want %d %s", code, rec.Code, e, want.status, want.name)
+		}
+	}
+	// Errors that are not event errors come from storage: 503 storage.
+	rec := httptest.NewRecorder()
+	a.writeFailure(rec, httptest.NewRequest("GET", "/x", nil), context.DeadlineExceeded)
+	if rec.Code != 503 || decode(t, rec)["error"].(map[string]any)["code"] != "storage" {
+		t.Errorf("deadline: %d %s", rec.Code, rec.Body)
 	}
 }
