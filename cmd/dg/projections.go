@@ -74,7 +74,10 @@ cannot be projected), 4 another rebuild or verify of a tenant is running.`,
 			}
 			return a.withProjections(cmd.Context(), func(pg *projection.PG) error {
 				reports, err := a.rebuildEach(cmd.Context(), pg, scope, func(t string) (*projection.RebuildReport, error) {
-					return pg.Rebuild(cmd.Context(), projection.RebuildOptions{Tenant: t, Set: set, DryRun: dryRun})
+					return pg.Rebuild(cmd.Context(), projection.RebuildOptions{Tenant: t, Set: set, DryRun: dryRun,
+						Progress: func(n int, seq int64) {
+							fmt.Fprintf(a.stderr, "dg: tenant %s: %d events projected (log_seq %d)\n", t, n, seq)
+						}})
 				})
 				if err != nil {
 					return err

@@ -29,6 +29,8 @@ type RebuildOptions struct {
 	// otherwise the rebuild goes to the tenant's head when it starts.
 	Until    int64
 	HasUntil bool
+	// Progress, when set, is called every 100,000 events projected.
+	Progress func(events int, logSeq int64)
 }
 
 // Difference is one projection whose rebuilt digest differs from the live one.
@@ -200,7 +202,7 @@ func clearShadow(ctx context.Context, tx pgx.Tx, tenant string, set Set) error {
 
 // buildShadow projects the tenant's events up to until into the shadow
 // tables and returns how many events it read.
-func (pg *PG) buildShadow(ctx context.Context, tenant string, set Set, until int64) (int, error) {
+func (pg *PG) buildShadow(ctx context.Context, tenant string, set Set, until int64, progress func(events int, logSeq int64)) (int, error) {
 	tx, err := pg.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("begin shadow build: %w", err)
@@ -249,6 +251,9 @@ func (pg *PG) buildShadow(ctx context.Context, tenant string, set Set, until int
 				return count, fmt.Errorf("rebuild stopped: %w", err)
 			}
 			count++
+			if progress != nil && count%100000 == 0 {
+				progress(count, ev.LogSeq)
+			}
 		}
 	}
 	if err := b.finish(); err != nil {
@@ -294,7 +299,7 @@ func (pg *PG) Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, er
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, batchLockClass, scopeKey(o.Tenant, "shadow")) //nolint:errcheck
 	start := time.Now()
-	n, err := pg.buildShadow(ctx, o.Tenant, set, head)
+	n, err := pg.buildShadow(ctx, o.Tenant, set, head, o.Progress)
 	rep.Events = n
 	if err != nil {
 		return rep, err
