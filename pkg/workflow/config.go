@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -147,6 +148,18 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// notificationID is "wfn:" + a name-based UUID (version 5 layout over
+// SHA-256) of tenant and dedupe key: the same notification always gets the
+// same id, in every process.
+func notificationID(tenant, dedupeKey string) string {
+	sum := sha256.Sum256([]byte("dg-workflow-notification\x1f" + tenant + "\x1f" + dedupeKey))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return "wfn:" + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // intOf reads a JSON number (json.Number, float64, int) as an int.

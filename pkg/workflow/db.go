@@ -266,7 +266,7 @@ func loadItemsByID(ctx context.Context, q dbtx, tenant string, ids []string) (ma
 }
 
 // insertActions writes action rows; an imported event's row is written
-// at most once (unique source_event_id).
+// at most once (its action_id is derived from the event id).
 func insertActions(ctx context.Context, q dbtx, acts []*Action) error {
 	if len(acts) == 0 {
 		return nil
@@ -308,9 +308,7 @@ func insertNotifications(ctx context.Context, q dbtx, hooks []Webhook, ns []*Not
 	created := make([]time.Time, n)
 	byID := make(map[string]*Notification, n)
 	for k, x := range ns {
-		if x.NotificationID == "" {
-			x.NotificationID = "wfn:" + newUUID()
-		}
+		x.NotificationID = notificationID(x.TenantID, x.DedupeKey)
 		x.Channel, x.Status = "operator_console", "delivered"
 		if x.DeliveredAt.IsZero() {
 			x.DeliveredAt = x.CreatedAt
@@ -333,21 +331,22 @@ func insertNotifications(ctx context.Context, q dbtx, hooks []Webhook, ns []*Not
 		return nil, fmt.Errorf("write %d workflow notifications: %w", n, err)
 	}
 	inserted := make([]*Notification, 0, len(ids))
-	var dTenant, dID, dURL []string
+	var dTenant, dID, dKey, dURL []string
 	var dAt []time.Time
 	for _, nid := range ids {
 		x := byID[nid]
 		inserted = append(inserted, x)
 		for _, h := range hooks {
 			if h.wants(x.Category) {
-				dTenant, dID, dURL, dAt = append(dTenant, x.TenantID), append(dID, nid), append(dURL, h.URL), append(dAt, x.CreatedAt.UTC())
+				dTenant, dID, dKey = append(dTenant, x.TenantID), append(dID, nid), append(dKey, x.DedupeKey)
+				dURL, dAt = append(dURL, h.URL), append(dAt, x.CreatedAt.UTC())
 			}
 		}
 	}
 	if len(dID) > 0 {
-		if _, err := q.Exec(ctx, `INSERT INTO dg_workflow_deliveries (tenant_id, notification_id, target_url, next_attempt_at, created_at)
-			SELECT a, b, c, d, d FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS u(a, b, c, d)
-			ON CONFLICT DO NOTHING`, dTenant, dID, dURL, dAt); err != nil {
+		if _, err := q.Exec(ctx, `INSERT INTO dg_workflow_deliveries (tenant_id, notification_id, dedupe_key, target_url, next_attempt_at, created_at)
+			SELECT a, b, k, c, d, d FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(a, b, k, c, d)
+			ON CONFLICT DO NOTHING`, dTenant, dID, dKey, dURL, dAt); err != nil {
 			return nil, fmt.Errorf("queue %d webhook deliveries: %w", len(dID), err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Filter selects inbox items (A.9).
@@ -139,19 +141,36 @@ func (s *Service) List(ctx context.Context, tenant string, f Filter) (*Inbox, er
 		add("trace_id = $%d", f.TraceID)
 	}
 	open := "status IN ('requested', 'in_review', 'changes_requested', 'escalated')"
+	overdue := open + " AND sla_due_at IS NOT NULL AND sla_due_at < $2"
 	if f.OnlyOpen {
 		where = append(where, open)
 	}
-	if f.OnlyOverdue {
-		where = append(where, open+" AND sla_due_at IS NOT NULL AND sla_due_at < $2")
-	}
 	args = append(args, f.Limit)
-	sql := `SELECT ` + itemSelect + ` FROM dg_workflow_items WHERE ` + strings.Join(where, " AND ") + `
-		ORDER BY (` + open + ` AND sla_due_at IS NOT NULL AND sla_due_at < $2) DESC,
-			CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,
-			requested_at, workflow_id COLLATE "C"
-		LIMIT $` + strconv.Itoa(len(args))
-	rows, err := s.pool.Query(ctx, sql, args...)
+	lim := "$" + strconv.Itoa(len(args))
+	order := `prio_rank, requested_at, workflow_id COLLATE "C"`
+	// Overdue items first: two ordered walks (overdue, then the rest), each
+	// stopping after the limit, so a page costs about the same with 100 or
+	// 100,000 open items (the inbox index follows this order).
+	w := strings.Join(where, " AND ")
+	sql := `SELECT ` + itemSelect + ` FROM (
+		(SELECT *, true AS od FROM dg_workflow_items WHERE ` + w + ` AND ` + overdue + ` ORDER BY ` + order + ` LIMIT ` + lim + `)
+		UNION ALL`
+	if f.OnlyOverdue {
+		sql += `
+		(SELECT *, false AS od FROM dg_workflow_items WHERE false)`
+	} else {
+		sql += `
+		(SELECT *, false AS od FROM dg_workflow_items WHERE ` + w + ` AND NOT (` + overdue + `)
+			ORDER BY ` + order + ` LIMIT ` + lim + `)`
+	}
+	sql += `) AS u ORDER BY od DESC, ` + order + ` LIMIT ` + lim
+	// One round trip: the page and the tenant summary.
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	b.Queue(summarySQL, tenant, now)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("list workflows of tenant %s: %w", tenant, err)
 	}
@@ -159,7 +178,7 @@ func (s *Service) List(ctx context.Context, tenant string, f Filter) (*Inbox, er
 	if err != nil {
 		return nil, fmt.Errorf("list workflows of tenant %s: %w", tenant, err)
 	}
-	sum, err := s.summary(ctx, tenant, now)
+	sum, err := scanSummary(br.QueryRow(), tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -169,27 +188,32 @@ func (s *Service) List(ctx context.Context, tenant string, f Filter) (*Inbox, er
 	return &Inbox{Filters: f, Items: items, Summary: *sum, Now: now}, nil
 }
 
-func (s *Service) summary(ctx context.Context, tenant string, now time.Time) (*Summary, error) {
-	sm := &Summary{TenantID: tenant}
-	err := s.pool.QueryRow(ctx, `SELECT count(*),
-		count(*) FILTER (WHERE status IN ('requested', 'in_review', 'changes_requested', 'escalated')),
-		count(*) FILTER (WHERE status IN ('requested', 'in_review', 'changes_requested', 'escalated') AND sla_due_at < $2),
-		count(*) FILTER (WHERE status = 'requested'),
-		count(*) FILTER (WHERE status = 'changes_requested'),
-		count(*) FILTER (WHERE status = 'approved'),
-		count(*) FILTER (WHERE status = 'rejected'),
-		count(*) FILTER (WHERE status = 'overridden'),
-		count(*) FILTER (WHERE status = 'escalated'),
-		count(*) FILTER (WHERE status = 'in_review'),
+const summarySQL = `SELECT
+		(SELECT coalesce(json_object_agg(status, n), '{}') FROM dg_workflow_status_counts WHERE tenant_id = $1 AND n <> 0),
+		(SELECT count(*) FROM dg_workflow_items WHERE tenant_id = $1
+			AND status IN ('requested', 'in_review', 'changes_requested', 'escalated') AND sla_due_at IS NOT NULL AND sla_due_at < $2),
 		(SELECT count(*) FROM dg_workflow_notifications WHERE tenant_id = $1),
-		(SELECT count(*) FROM dg_workflow_deliveries WHERE tenant_id = $1 AND status = 'pending')
-		FROM dg_workflow_items WHERE tenant_id = $1`, tenant, now).Scan(
-		&sm.TotalCount, &sm.OpenCount, &sm.OverdueCount, &sm.RequestedCount, &sm.ChangesRequestedCount,
-		&sm.ApprovedCount, &sm.RejectedCount, &sm.OverriddenCount, &sm.EscalatedCount, &sm.InReviewCount,
-		&sm.NotificationCount, &sm.PendingDeliveriesCount)
+		(SELECT count(*) FROM dg_workflow_deliveries WHERE tenant_id = $1 AND status = 'pending')`
+
+func (s *Service) summary(ctx context.Context, tenant string, now time.Time) (*Summary, error) {
+	return scanSummary(s.pool.QueryRow(ctx, summarySQL, tenant, now), tenant)
+}
+
+func scanSummary(row pgx.Row, tenant string) (*Summary, error) {
+	sm := &Summary{TenantID: tenant}
+	var byStatus map[string]int64
+	err := row.Scan(&byStatus, &sm.OverdueCount, &sm.NotificationCount, &sm.PendingDeliveriesCount)
 	if err != nil {
 		return nil, fmt.Errorf("summarise workflows of tenant %s: %w", tenant, err)
 	}
+	for st, n := range byStatus {
+		sm.TotalCount += n
+		if IsOpen(st) {
+			sm.OpenCount += n
+		}
+	}
+	sm.RequestedCount, sm.ChangesRequestedCount, sm.InReviewCount = byStatus[StatusRequested], byStatus[StatusChangesRequested], byStatus[StatusInReview]
+	sm.ApprovedCount, sm.RejectedCount, sm.OverriddenCount, sm.EscalatedCount = byStatus[StatusApproved], byStatus[StatusRejected], byStatus[StatusOverridden], byStatus[StatusEscalated]
 	return sm, nil
 }
 

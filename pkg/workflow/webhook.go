@@ -82,8 +82,8 @@ func (d *Deliverer) Run(ctx context.Context) error {
 }
 
 type delivery struct {
-	tenant, notificationID, url string
-	attempts                    int
+	tenant, notificationID, dedupeKey, url string
+	attempts                               int
 }
 
 // DeliverDue attempts up to n due deliveries and returns how many it tried.
@@ -94,14 +94,14 @@ func (d *Deliverer) DeliverDue(ctx context.Context, n int) (int, error) {
 		      WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
 		      ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) c
 		WHERE d.tenant_id = c.tenant_id AND d.notification_id = c.notification_id AND d.target_url = c.target_url
-		RETURNING d.tenant_id, d.notification_id, d.target_url, d.attempts`, now, now.Add(d.svc.cfg.DeliveryLeaseDuration), n)
+		RETURNING d.tenant_id, d.notification_id, d.dedupe_key, d.target_url, d.attempts`, now, now.Add(d.svc.cfg.DeliveryLeaseDuration), n)
 	if err != nil {
 		return 0, fmt.Errorf("claim webhook deliveries: %w", err)
 	}
 	var batch []delivery
 	for rows.Next() {
 		var x delivery
-		if err := rows.Scan(&x.tenant, &x.notificationID, &x.url, &x.attempts); err != nil {
+		if err := rows.Scan(&x.tenant, &x.notificationID, &x.dedupeKey, &x.url, &x.attempts); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("claim webhook deliveries: %w", err)
 		}
@@ -129,8 +129,8 @@ func (d *Deliverer) hook(url string) (Webhook, bool) {
 }
 
 func (d *Deliverer) attempt(ctx context.Context, x delivery) error {
-	rows, err := d.svc.pool.Query(ctx, `SELECT `+notificationSelect+` FROM dg_workflow_notifications WHERE tenant_id = $1 AND notification_id = $2`,
-		x.tenant, x.notificationID)
+	rows, err := d.svc.pool.Query(ctx, `SELECT `+notificationSelect+` FROM dg_workflow_notifications WHERE tenant_id = $1 AND dedupe_key = $2`,
+		x.tenant, x.dedupeKey)
 	if err != nil {
 		return fmt.Errorf("read notification %s: %w", x.notificationID, err)
 	}

@@ -66,6 +66,57 @@ CREATE INDEX dg_workflow_items_open_due ON dg_workflow_items (tenant_id, sla_due
 CREATE INDEX dg_workflow_items_escalatable ON dg_workflow_items (tenant_id, sla_due_at)
     WHERE status IN ('requested', 'in_review', 'changes_requested') AND sla_due_at IS NOT NULL;
 
+-- Per-tenant item counts by status, kept by statement-level triggers (one
+-- upsert per statement, not per row), so the inbox summary does not count
+-- every item of the tenant on each read.
+CREATE TABLE dg_workflow_status_counts (
+    tenant_id TEXT   NOT NULL,
+    status    TEXT   NOT NULL,
+    n         BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, status)
+);
+
+CREATE FUNCTION dg_workflow_count_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO dg_workflow_status_counts (tenant_id, status, n)
+    SELECT tenant_id, status, count(*) FROM new_items GROUP BY tenant_id, status
+    ON CONFLICT (tenant_id, status) DO UPDATE SET n = dg_workflow_status_counts.n + EXCLUDED.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION dg_workflow_count_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO dg_workflow_status_counts (tenant_id, status, n)
+    SELECT tenant_id, status, sum(d) FROM (
+        SELECT tenant_id, status, 1 AS d FROM new_items
+        UNION ALL
+        SELECT tenant_id, status, -1 AS d FROM old_items) x
+    GROUP BY tenant_id, status HAVING sum(d) <> 0
+    ON CONFLICT (tenant_id, status) DO UPDATE SET n = dg_workflow_status_counts.n + EXCLUDED.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION dg_workflow_count_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO dg_workflow_status_counts (tenant_id, status, n)
+    SELECT tenant_id, status, -count(*) FROM old_items GROUP BY tenant_id, status
+    ON CONFLICT (tenant_id, status) DO UPDATE SET n = dg_workflow_status_counts.n + EXCLUDED.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER dg_workflow_items_count_insert AFTER INSERT ON dg_workflow_items
+    REFERENCING NEW TABLE AS new_items FOR EACH STATEMENT EXECUTE FUNCTION dg_workflow_count_insert();
+CREATE TRIGGER dg_workflow_items_count_update AFTER UPDATE ON dg_workflow_items
+    REFERENCING OLD TABLE AS old_items NEW TABLE AS new_items FOR EACH STATEMENT EXECUTE FUNCTION dg_workflow_count_update();
+CREATE TRIGGER dg_workflow_items_count_delete AFTER DELETE ON dg_workflow_items
+    REFERENCING OLD TABLE AS old_items FOR EACH STATEMENT EXECUTE FUNCTION dg_workflow_count_delete();
+
 CREATE TABLE dg_workflow_actions (
     tenant_id          TEXT        NOT NULL,
     action_id          TEXT        NOT NULL,
