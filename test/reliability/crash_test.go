@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,7 +77,7 @@ func runWriters(t testing.TB, base func() string, tenant, prefix string, n int, 
 						st.attempts.Add(1)
 						t0 := time.Now()
 						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-						r, err := do(ctx, "POST", base()+"/api/v1/events", "dev-writer-token", tenant, body, nil)
+						r, err := do(ctx, "POST", base()+"/api/v1/events", writerToken(w), tenant, body, nil)
 						cancel()
 						if err == nil && r.Status == 201 {
 							st.count("201")
@@ -130,7 +131,9 @@ func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	url := pgtest.NewURL(t)
 	port := freePort(t)
-	manifest := writeManifest(t, dir, nodeConfig{DatabaseURL: url, Port: port, DevTokens: true})
+	accounts := filepath.Join(dir, "accounts.json")
+	writeAccounts(t, accounts, P.Writers, false, false)
+	manifest := writeManifest(t, dir, nodeConfig{DatabaseURL: url, Port: port, AccountsFile: accounts})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 
 	var cur atomic.Pointer[proc]

@@ -167,7 +167,7 @@ func startDG(t testing.TB, manifest string, port int) *proc {
 	}
 	cmd := exec.Command(bin, "up", "-f", manifest, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "DATABASE_URL=", "PORT=")
+	cmd.Env = append(os.Environ(), "DATABASE_URL=", "PORT=", "DECISION_GRAPH_SERVICE_ACCOUNTS_JSON=", "DECISION_GRAPH_SERVICE_ACCOUNTS_FILE=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -284,7 +284,7 @@ func runDG(t testing.TB, timeout time.Duration, args ...string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dgBinary(t), args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL=", "PORT=")
+	cmd.Env = append(os.Environ(), "DATABASE_URL=", "PORT=", "DECISION_GRAPH_SERVICE_ACCOUNTS_JSON=", "DECISION_GRAPH_SERVICE_ACCOUNTS_FILE=")
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("dg %s: timed out after %s\n%s", strings.Join(args, " "), timeout, out)
@@ -503,4 +503,71 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	i := int(float64(len(ds)-1) * p)
 	return ds[i]
+}
+
+// ---- accounts ----
+
+// Tokens of the suite's accounts file. Each writer of a load test has its
+// own account, so the per-account write limit (300/min) does not throttle
+// the load; the fixed accounts cover every account kind of the auth tests.
+func writerToken(w int) string { return fmt.Sprintf("rel-writer-%02d-token-5b0c1e7d9a", w) }
+
+const (
+	tokReader      = "rel-reader-token-8f14e45fceea167a"
+	tokWriter      = "rel-writer-token-c9f0f895fb98ab91"
+	tokAdmin       = "rel-admin-token-45c48cce2e2d7fbd"
+	tokOtherReader = "rel-other-reader-token-d3d9446802a4"
+	tokOtherWriter = "rel-other-writer-token-6512bd43d9ca"
+	tokOtherAdmin  = "rel-other-admin-token-c20ad4d76fe97"
+	tokNoRole      = "rel-norole-token-aab3238922bcc25a"
+	tokRotatedOld  = "rel-rotated-old-token-9bf31c7ff062"
+	tokRotatedNew  = "rel-rotated-new-token-c74d97b01eae"
+	tokRevoked     = "rel-revoked-token-70efdf2ec9b08607"
+)
+
+// writeAccounts writes the suite's bootstrap file; rotated=true drops the
+// old token of rel-rotated and revoked=true drops the rel-revoked account.
+func writeAccounts(t testing.TB, path string, writers int, rotated, revoked bool) {
+	t.Helper()
+	all := []string{"projection_replay", "projection_rebuild", "workflow_review", "workflow_escalate", "workflow_assign", "workflow_override", "workflow_export"}
+	wf := []string{"workflow_review", "workflow_assign"}
+	type acct struct {
+		ID          string   `json:"account_id"`
+		Roles       []string `json:"roles"`
+		Permissions []string `json:"permissions"`
+		Tenants     []string `json:"tenant_ids"`
+		Tokens      []string `json:"tokens"`
+	}
+	accts := []acct{
+		{"rel-reader", []string{"reader"}, []string{}, []string{"default"}, []string{tokReader}},
+		{"rel-writer", []string{"writer"}, wf, []string{"default"}, []string{tokWriter}},
+		{"rel-admin", []string{"admin"}, all, []string{"default"}, []string{tokAdmin}},
+		{"rel-other-reader", []string{"reader"}, []string{}, []string{"other"}, []string{tokOtherReader}},
+		{"rel-other-writer", []string{"writer"}, wf, []string{"other"}, []string{tokOtherWriter}},
+		{"rel-other-admin", []string{"admin"}, all, []string{"other"}, []string{tokOtherAdmin}},
+		{"rel-norole", []string{}, []string{}, []string{"default"}, []string{tokNoRole}},
+	}
+	rot := acct{"rel-rotated", []string{"writer"}, wf, []string{"default"}, []string{tokRotatedOld, tokRotatedNew}}
+	if rotated {
+		rot.Tokens = []string{tokRotatedNew}
+	}
+	accts = append(accts, rot)
+	if !revoked {
+		accts = append(accts, acct{"rel-revoked", []string{"admin"}, all, []string{"default"}, []string{tokRevoked}})
+	}
+	for w := 0; w < writers; w++ {
+		accts = append(accts, acct{fmt.Sprintf("rel-writer-%02d", w), []string{"writer"}, wf, []string{"default"}, []string{writerToken(w)}})
+	}
+	doc := map[string]any{"operator_console_account_id": "rel-admin", "service_accounts": accts}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
