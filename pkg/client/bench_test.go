@@ -1,9 +1,11 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"sync"
@@ -37,7 +39,7 @@ func benchEnvelopes(prefix string, n int) []*event.Envelope {
 // reports events/s and the p50/p99 latency of one append.
 // prepare turns the envelopes into the function that appends the i-th;
 // it runs before the clock starts.
-func runAppends(b *testing.B, clients int, mode string, prepare func([]*event.Envelope) func(context.Context, int) error) {
+func runAppends(b *testing.B, clients int, mode string, st *store.Store, prepare func([]*event.Envelope) func(context.Context, int) error) {
 	envs := benchEnvelopes(fmt.Sprintf("bench-%s-%d-%d", mode, clients, benchRun.Add(1)), b.N)
 	appendOne := prepare(envs)
 	lat := make([][]time.Duration, clients)
@@ -45,7 +47,7 @@ func runAppends(b *testing.B, clients int, mode string, prepare func([]*event.En
 	var failed atomic.Pointer[error]
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	cpu0 := processCPU()
+	cpu0, stats0 := processCPU(), st.Stats()
 	b.ResetTimer()
 	start := time.Now()
 	for w := 0; w < clients; w++ {
@@ -69,7 +71,7 @@ func runAppends(b *testing.B, clients int, mode string, prepare func([]*event.En
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	cpu := processCPU() - cpu0
+	cpu, stats := processCPU()-cpu0, st.Stats()
 	if p := failed.Load(); p != nil {
 		b.Fatalf("append failed: %v", *p)
 	}
@@ -87,6 +89,9 @@ func runAppends(b *testing.B, clients int, mode string, prepare func([]*event.En
 	// CPU of this process (server and, for http, the clients too) per
 	// event; PostgreSQL's CPU is not included.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-us/event")
+	if c := stats.Commits - stats0.Commits; c > 0 {
+		b.ReportMetric(float64(stats.Appended-stats0.Appended)/float64(c), "events/commit")
+	}
 }
 
 func processCPU() time.Duration {
@@ -99,8 +104,8 @@ func processCPU() time.Duration {
 
 // BenchmarkAppend compares appending over HTTP (auth, JSON decoding,
 // validation, response encoding, the client's round trip) with the
-// in-process store path, at 1, 32 and 128 concurrent clients, in one run
-// against one database. Target: >= 5,000 events/s over HTTP at 128
+// in-process store path and with the server's handler called in process,
+// at 1, 32 and 128 concurrent clients, in one run. Target: >= 5,000 events/s over HTTP at 128
 // clients. Run with:
 //
 //	go test -run '^$' -bench BenchmarkAppend -benchtime 5000x ./pkg/client
@@ -111,21 +116,48 @@ func BenchmarkAppend(b *testing.B) {
 	for _, n := range []int{1, 32, 128} {
 		b.Run(fmt.Sprintf("store/clients=%d", n), func(b *testing.B) {
 			_, st := startNodeWith(b, server.RateLimits{Read: -1, Write: -1}, benchStoreOptions())
-			runAppends(b, n, "store", func(envs []*event.Envelope) func(context.Context, int) error {
+			runAppends(b, n, "store", st, func(envs []*event.Envelope) func(context.Context, int) error {
 				return func(ctx context.Context, i int) error {
 					_, err := st.Append(ctx, tenant, envs[i])
 					return err
 				}
 			})
 		})
+		b.Run(fmt.Sprintf("handler/clients=%d", n), func(b *testing.B) {
+			// The server's HTTP handler called in process: auth, decoding,
+			// validation, append and the response, without sockets or client.
+			ts, st := startNodeWith(b, server.RateLimits{Read: -1, Write: -1}, benchStoreOptions())
+			h := ts.Config.Handler
+			runAppends(b, n, "handler", st, func(envs []*event.Envelope) func(context.Context, int) error {
+				bodies := make([][]byte, len(envs))
+				for i, env := range envs {
+					var err error
+					if bodies[i], err = event.EncodeEnvelope(env); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return func(ctx context.Context, i int) error {
+					r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/api/v1/events", bytes.NewReader(bodies[i]))
+					r.Header.Set("Authorization", "Bearer "+writerToken)
+					r.Header.Set("x-tenant-id", tenant)
+					r.Header.Set("Content-Type", "application/json")
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, r)
+					if rec.Code != http.StatusCreated {
+						return fmt.Errorf("status %d: %s", rec.Code, rec.Body)
+					}
+					return nil
+				}
+			})
+		})
 		b.Run(fmt.Sprintf("http/clients=%d", n), func(b *testing.B) {
-			ts, _ := startNodeWith(b, server.RateLimits{Read: -1, Write: -1}, benchStoreOptions())
+			ts, st := startNodeWith(b, server.RateLimits{Read: -1, Write: -1}, benchStoreOptions())
 			tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512}
 			b.Cleanup(tr.CloseIdleConnections)
 			c := client.New(ts.URL, writerToken, tenant, client.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}))
 			// Bodies are encoded before the clock starts: encoding is the
 			// client's work, not the server's (decoding the answer is timed).
-			runAppends(b, n, "http", func(envs []*event.Envelope) func(context.Context, int) error {
+			runAppends(b, n, "http", st, func(envs []*event.Envelope) func(context.Context, int) error {
 				bodies := make([][]byte, len(envs))
 				for i, env := range envs {
 					var err error
