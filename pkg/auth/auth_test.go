@@ -3,9 +3,11 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,4 +334,49 @@ func BenchmarkLookup(b *testing.B) {
 	for b.Loop() {
 		s.Lookup("no-such-token")
 	}
+}
+
+// TestWatchSurvivesMissingFile: a file that disappears keeps the accounts
+// (reported once), and its return is picked up.
+func TestWatchSurvivesMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, twoDoc(), 0o600)
+	var logs strings.Builder
+	reg, err := auth.Load(auth.Config{File: file, LookupEnv: env(nil), Logger: slog.New(slog.NewTextHandler(&syncWriter{b: &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go reg.Watch(ctx, 10*time.Millisecond, nil)
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, bad := reg.Health()["last_reload_error"]; return bad })
+	time.Sleep(100 * time.Millisecond) // ten more ticks
+	if reg.Current().Lookup("read-1") == nil {
+		t.Fatal("accounts lost when the file vanished")
+	}
+	writeFile(t, dir, strings.Replace(twoDoc(), `"read-2"`, `"read-back"`, 1), 0o600)
+	waitFor(t, func() bool { return reg.Current().Lookup("read-back") != nil })
+	cancel()
+	if n := strings.Count(syncString(&logs), "accounts reload failed"); n != 1 {
+		t.Fatalf("a missing file must be reported once, got %d reports", n)
+	}
+}
+
+var logMu sync.Mutex
+
+type syncWriter struct{ b *strings.Builder }
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	return w.b.Write(p)
+}
+
+func syncString(b *strings.Builder) string {
+	logMu.Lock()
+	defer logMu.Unlock()
+	return b.String()
 }

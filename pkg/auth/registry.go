@@ -263,7 +263,7 @@ func (r *Registry) changed() bool {
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return prev != nil // vanished: Reload reports it (and keeps the accounts)
+		return prev != nil // vanished: Reload reports it once (and keeps the accounts)
 	}
 	return prev == nil || !os.SameFile(prev, st) || st.Size() != prev.Size() || !st.ModTime().Equal(prev.ModTime())
 }
@@ -287,12 +287,15 @@ func (r *Registry) Watch(ctx context.Context, interval time.Duration, signals <-
 		case <-t.C:
 			if r.changed() {
 				if err := r.Reload(); err != nil {
-					// Remember the broken file so it is not re-read every tick.
+					// Remember the broken (or missing: nil) file so it is not
+					// re-read, and the failure not logged again, every tick.
 					r.mu.Lock()
 					if s := r.cur.Load(); s != nil {
-						if st, serr := os.Stat(s.path); serr == nil {
-							r.stat = st
+						st, serr := os.Stat(s.path)
+						if serr != nil {
+							st = nil
 						}
+						r.stat = st
 					}
 					r.mu.Unlock()
 				}
