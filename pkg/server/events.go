@@ -109,9 +109,11 @@ func (a *api) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 		a.tooLarge(w, r, limit)
 		return nil, false
 	}
-	size := 512
+	size := bytes.MinRead
 	if r.ContentLength > 0 {
-		size = int(r.ContentLength) + 1
+		// ReadFrom wants MinRead bytes free before each read; leave room
+		// for the final (EOF) read so the buffer is never regrown.
+		size = int(r.ContentLength) + bytes.MinRead
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
