@@ -197,6 +197,15 @@ func TestProdRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Outside prod the reference's variables ask for the same check.
+	for _, e := range []map[string]string{{auth.EnvValidateBootstrap: "true"}, {auth.EnvReleaseName: "dg"}} {
+		if _, err := auth.Load(auth.Config{LookupEnv: env(e)}); !errors.Is(err, auth.ErrMisconfigured) {
+			t.Errorf("%v with no accounts: %v", e, err)
+		}
+	}
+	if _, err := auth.Load(auth.Config{DevTokens: true, LookupEnv: env(map[string]string{auth.EnvValidateBootstrap: "1"})}); err != nil {
+		t.Errorf("dev tokens satisfy the check outside prod: %v", err)
+	}
 	if _, err := auth.Load(auth.Config{Prod: true, File: good, LookupEnv: env(nil)}); err != nil {
 		t.Fatalf("a 0600 file in prod must load: %v", err)
 	}

@@ -20,6 +20,8 @@ const (
 	EnvAccountsFile      = "DECISION_GRAPH_SERVICE_ACCOUNTS_FILE"
 	EnvOperatorAccountID = "DECISION_GRAPH_OPERATOR_ACCOUNT_ID"
 	EnvReleaseRoot       = "RELEASE_ROOT"
+	EnvValidateBootstrap = "DECISION_GRAPH_VALIDATE_BOOTSTRAP"
+	EnvReleaseName       = "RELEASE_NAME"
 )
 
 // Config says where accounts come from. The fields mirror the manifest
@@ -122,6 +124,17 @@ func (r *Registry) filePath() string {
 	return ""
 }
 
+// requireAccounts reports whether the environment asks for the "accounts
+// must exist" check outside prod (DECISION_GRAPH_VALIDATE_BOOTSTRAP=1/true,
+// or RELEASE_NAME set, as in the reference).
+func (r *Registry) requireAccounts() bool {
+	switch r.cfg.env(EnvValidateBootstrap) {
+	case "1", "true", "TRUE":
+		return true
+	}
+	return r.cfg.env(EnvReleaseName) != ""
+}
+
 func (r *Registry) operatorOverride() string {
 	if id := r.cfg.env(EnvOperatorAccountID); id != "" {
 		return id
@@ -153,6 +166,9 @@ func (r *Registry) read() (*Set, error) {
 		}
 	} else {
 		s = &Set{Source: SourceNone, LoadedAt: time.Now().UTC()}
+	}
+	if len(s.Accounts) == 0 && !r.cfg.Prod && r.requireAccounts() {
+		return nil, fmt.Errorf("%w: %s or %s asks for service accounts and none are configured; create a file with `dg accounts bootstrap --file FILE` and set accounts.file (or %s), or pass the document in %s", ErrMisconfigured, EnvValidateBootstrap, EnvReleaseName, EnvAccountsFile, EnvAccountsJSON)
 	}
 	if r.cfg.Prod {
 		if len(s.Accounts) == 0 {
