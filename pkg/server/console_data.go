@@ -60,12 +60,6 @@ type tenantCounts struct {
 	Traces       int64
 	ActiveTraces int64
 	LastEventAt  time.Time
-	Workflows    []nameCount
-}
-
-type nameCount struct {
-	Name  string
-	Count int64
 }
 
 func (d *consoleData) tenantCounts(ctx context.Context, tenant string) (*tenantCounts, error) {
@@ -76,27 +70,15 @@ func (d *consoleData) tenantCounts(ctx context.Context, tenant string) (*tenantC
 	var last *time.Time
 	err := d.pool.QueryRow(ctx, `SELECT
 		coalesce((SELECT event_count FROM dg_chain_heads WHERE tenant_id = $1), 0),
-		(SELECT count(*) FROM dg_trace_summary WHERE tenant_id = $1),
-		(SELECT count(*) FROM dg_trace_summary WHERE tenant_id = $1 AND finished_at IS NULL),
-		(SELECT recorded_at FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq DESC LIMIT 1)`, tenant).
+		count(*), count(*) FILTER (WHERE finished_at IS NULL),
+		(SELECT recorded_at FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq DESC LIMIT 1)
+		FROM dg_trace_summary WHERE tenant_id = $1`, tenant).
 		Scan(&tc.Events, &tc.Traces, &tc.ActiveTraces, &last)
 	if err != nil {
 		return nil, fmt.Errorf("count the tenant's events and traces: %w", err)
 	}
 	if last != nil {
 		tc.LastEventAt = *last
-	}
-	rows, err := d.pool.Query(ctx, `SELECT workflow, count(*) FROM dg_trace_summary WHERE tenant_id = $1
-		GROUP BY workflow ORDER BY count(*) DESC, workflow LIMIT 5`, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("count trace workflows: %w", err)
-	}
-	tc.Workflows, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (nameCount, error) {
-		var nc nameCount
-		return nc, r.Scan(&nc.Name, &nc.Count)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("count trace workflows: %w", err)
 	}
 	return tc, nil
 }
@@ -190,10 +172,16 @@ func (d *consoleData) recentTraces(ctx context.Context, tenant string, limit int
 	if err := d.ready(); err != nil {
 		return nil, err
 	}
-	rows, err := d.pool.Query(ctx, `SELECT trace_id, workflow, title, primary_entity_type, primary_entity_id, outcome,
-		started_at, finished_at, event_count, last_log_seq FROM dg_trace_summary
-		WHERE tenant_id = $1 AND ($3 = 0 OR last_log_seq < $3)
-		ORDER BY last_log_seq DESC, trace_id COLLATE "C" LIMIT $2`, tenant, limit, before)
+	// Two statements rather than "$3 = 0 OR ...", so each is a plain walk
+	// of dg_trace_summary_recent.
+	const cols = `SELECT trace_id, workflow, title, primary_entity_type, primary_entity_id, outcome,
+		started_at, finished_at, event_count, last_log_seq FROM dg_trace_summary WHERE tenant_id = $1`
+	const order = ` ORDER BY last_log_seq DESC, trace_id COLLATE "C" LIMIT $2`
+	q, args := cols+order, []any{tenant, limit}
+	if before > 0 {
+		q, args = cols+` AND last_log_seq < $3`+order, append(args, before)
+	}
+	rows, err := d.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("recent traces: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/decisiongraph/dg/pkg/auth"
@@ -32,15 +33,19 @@ func (c *console) overviewPage(r *http.Request, v *viewer) (string, any, int) {
 	ctx, t := r.Context(), v.Tenant
 	d := c.data
 	b := &overviewBody{Now: c.cfg.Now()}
-	b.Counts = load(ctx, func(ctx context.Context) (*tenantCounts, error) { return d.tenantCounts(ctx, t) },
-		func(tc *tenantCounts) bool { return tc.Events == 0 })
-	b.Health = load(ctx, func(ctx context.Context) (*health, error) { return d.health(ctx, t) },
-		(*health).empty)
-	b.Summary = load(ctx, func(ctx context.Context) (*workflow.Summary, error) { return d.summary(ctx, t) }, nil)
-	b.Inbox = load(ctx, func(ctx context.Context) ([]*workflow.Item, error) { return d.inbox(ctx, t, true, 8) },
-		func(l []*workflow.Item) bool { return len(l) == 0 })
-	b.Recent = load(ctx, func(ctx context.Context) ([]traceRow, error) { return d.recentTraces(ctx, t, 8, 0) },
-		func(l []traceRow) bool { return len(l) == 0 })
+	parallel(func() {
+		b.Counts = load(ctx, func(ctx context.Context) (*tenantCounts, error) { return d.tenantCounts(ctx, t) },
+			func(tc *tenantCounts) bool { return tc.Events == 0 })
+	}, func() {
+		b.Health = load(ctx, func(ctx context.Context) (*health, error) { return d.health(ctx, t) }, (*health).empty)
+	}, func() {
+		// One inbox read gives the open items and the summary.
+		in := load(ctx, func(ctx context.Context) (*workflow.Inbox, error) { return d.inbox(ctx, t, true, 8) }, nil)
+		b.Inbox, b.Summary = splitInbox(in)
+	}, func() {
+		b.Recent = load(ctx, func(ctx context.Context) ([]traceRow, error) { return d.recentTraces(ctx, t, 8, 0) },
+			func(l []traceRow) bool { return len(l) == 0 })
+	})
 	if b.Inbox.Ready() {
 		for _, it := range b.Inbox.Data.([]*workflow.Item) {
 			if !it.Overdue(b.Now) && !it.SLADueAt.IsZero() && it.SLADueAt.Sub(b.Now) <= 30*time.Minute {
@@ -94,22 +99,42 @@ func hasAnyWorkflowPermission(v *viewer) bool {
 	return false
 }
 
-func (d *consoleData) summary(ctx context.Context, t string) (*workflow.Summary, error) {
-	if err := d.ready(); err != nil {
-		return nil, err
-	}
-	return d.wf.Summary(ctx, t)
+func (d *consoleData) inbox(ctx context.Context, t string, onlyOpen bool, limit int) (*workflow.Inbox, error) {
+	return d.list(ctx, t, workflow.Filter{OnlyOpen: onlyOpen, Limit: limit})
 }
 
-func (d *consoleData) inbox(ctx context.Context, t string, onlyOpen bool, limit int) ([]*workflow.Item, error) {
+func (d *consoleData) list(ctx context.Context, t string, f workflow.Filter) (*workflow.Inbox, error) {
 	if err := d.ready(); err != nil {
 		return nil, err
 	}
-	in, err := d.wf.List(ctx, t, workflow.Filter{OnlyOpen: onlyOpen, Limit: limit})
-	if err != nil {
-		return nil, err
+	return d.wf.List(ctx, t, f)
+}
+
+// splitInbox turns one inbox section into its items and summary sections.
+func splitInbox(in section) (items, summary section) {
+	if !in.Ready() {
+		return in, in
 	}
-	return in.Items, nil
+	ib := in.Data.(*workflow.Inbox)
+	items = section{Status: "ready", Data: ib.Items}
+	if len(ib.Items) == 0 {
+		items.Status = "empty"
+	}
+	sm := ib.Summary
+	return items, section{Status: "ready", Data: &sm}
+}
+
+// parallel runs a page's independent section loaders at once.
+func parallel(fns ...func()) {
+	var wg sync.WaitGroup
+	for _, f := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	wg.Wait()
 }
 
 type tracesBody struct {
@@ -160,34 +185,33 @@ func (c *console) tracePage(r *http.Request, v *viewer) (string, any, int) {
 		b.Timeline = section{Status: "ready", Data: tl}
 		b.Review = reviewOf(id, evs)
 	}
-	b.Summary = load(ctx, func(ctx context.Context) (*traceRow, error) {
-		if err := d.ready(); err != nil {
-			return nil, err
+	parallel(func() {
+		b.Summary = load(ctx, func(ctx context.Context) (*traceRow, error) {
+			if err := d.ready(); err != nil {
+				return nil, err
+			}
+			s, err := d.pg.TraceSummary(ctx, t, id)
+			if err != nil {
+				return nil, err
+			}
+			return &traceRow{Summary: *s, Status: summaryStatus(s)}, nil
+		}, nil)
+	}, func() {
+		b.Graph = load(ctx, func(ctx context.Context) (*graphView, error) { return d.graph(ctx, t, id) },
+			func(g *graphView) bool { return len(g.Nodes) == 0 })
+	}, func() {
+		if b.Review != nil {
+			b.Precedents = load(ctx, func(ctx context.Context) ([]precedentCard, error) { return d.precedents(ctx, t, id, b.Review) },
+				func(l []precedentCard) bool { return len(l) == 0 })
+		} else {
+			b.Precedents = section{Status: "unavailable", Error: "the trace could not be read"}
 		}
-		s, err := d.pg.TraceSummary(ctx, t, id)
-		if err != nil {
-			return nil, err
-		}
-		return &traceRow{Summary: *s, Status: summaryStatus(s)}, nil
-	}, nil)
-	b.Graph = load(ctx, func(ctx context.Context) (*graphView, error) { return d.graph(ctx, t, id) },
-		func(g *graphView) bool { return len(g.Nodes) == 0 })
-	if b.Review != nil {
-		b.Precedents = load(ctx, func(ctx context.Context) ([]precedentCard, error) { return d.precedents(ctx, t, id, b.Review) },
-			func(l []precedentCard) bool { return len(l) == 0 })
-	} else {
-		b.Precedents = section{Status: "unavailable", Error: "the trace could not be read"}
-	}
-	b.Workflows = load(ctx, func(ctx context.Context) ([]*workflow.Item, error) {
-		if err := d.ready(); err != nil {
-			return nil, err
-		}
-		in, err := d.wf.List(ctx, t, workflow.Filter{TraceID: id, Limit: workflow.MaxLimit})
-		if err != nil {
-			return nil, err
-		}
-		return in.Items, nil
-	}, func(l []*workflow.Item) bool { return len(l) == 0 })
+	}, func() {
+		in := load(ctx, func(ctx context.Context) (*workflow.Inbox, error) {
+			return d.list(ctx, t, workflow.Filter{TraceID: id, Limit: workflow.MaxLimit})
+		}, nil)
+		b.Workflows, _ = splitInbox(in)
+	})
 	return "Trace " + id, b, http.StatusOK
 }
 
@@ -203,18 +227,13 @@ func (c *console) workflowsPage(r *http.Request, v *viewer) (string, any, int) {
 	ctx, t := r.Context(), v.Tenant
 	q := r.URL.Query()
 	b := &workflowsBody{OnlyOpen: q.Get("all") == "", OnlyOverdue: q.Get("only_overdue") == "1", Now: c.cfg.Now()}
-	b.Inbox = load(ctx, func(ctx context.Context) ([]*workflow.Item, error) {
-		if err := c.data.ready(); err != nil {
-			return nil, err
-		}
-		in, err := c.data.wf.List(ctx, t, workflow.Filter{OnlyOpen: b.OnlyOpen, OnlyOverdue: b.OnlyOverdue, Limit: workflow.MaxLimit})
-		if err != nil {
-			return nil, err
-		}
-		b.Now = in.Now
-		return in.Items, nil
-	}, func(l []*workflow.Item) bool { return len(l) == 0 })
-	b.Summary = load(ctx, func(ctx context.Context) (*workflow.Summary, error) { return c.data.summary(ctx, t) }, nil)
+	in := load(ctx, func(ctx context.Context) (*workflow.Inbox, error) {
+		return c.data.list(ctx, t, workflow.Filter{OnlyOpen: b.OnlyOpen, OnlyOverdue: b.OnlyOverdue, Limit: workflow.MaxLimit})
+	}, nil)
+	if in.Ready() {
+		b.Now = in.Data.(*workflow.Inbox).Now
+	}
+	b.Inbox, b.Summary = splitInbox(in)
 	return "Workflows", b, http.StatusOK
 }
 
@@ -289,9 +308,14 @@ func (c *console) studioPage(r *http.Request, v *viewer) (string, any, int) {
 	ctx, t := r.Context(), v.Tenant
 	b := &studioBody{Templates: workflow.Templates(), TraceID: strings.TrimSpace(r.URL.Query().Get("trace_id")),
 		CanStart: v.can(workflow.PermAssign)}
-	b.Traces = load(ctx, func(ctx context.Context) ([]traceRow, error) { return c.data.recentTraces(ctx, t, 12, 0) },
-		func(l []traceRow) bool { return len(l) == 0 })
-	if b.TraceID != "" {
+	b.Overview = section{Status: "empty"}
+	parallel(func() {
+		b.Traces = load(ctx, func(ctx context.Context) ([]traceRow, error) { return c.data.recentTraces(ctx, t, 12, 0) },
+			func(l []traceRow) bool { return len(l) == 0 })
+	}, func() {
+		if b.TraceID == "" {
+			return
+		}
 		b.Overview = load(ctx, func(ctx context.Context) (map[string]any, error) {
 			if err := c.data.ready(); err != nil {
 				return nil, err
@@ -302,9 +326,7 @@ func (c *console) studioPage(r *http.Request, v *viewer) (string, any, int) {
 			}
 			return ov.Data, nil
 		}, nil)
-	} else {
-		b.Overview = section{Status: "empty"}
-	}
+	})
 	return "Studio", b, http.StatusOK
 }
 
@@ -321,11 +343,14 @@ func (c *console) projectionsPage(r *http.Request, v *viewer) (string, any, int)
 	ctx, t := r.Context(), v.Tenant
 	b := &projectionsBody{CanReplay: v.can(auth.PermProjectionReplay), CanRebuild: v.can(auth.PermProjectionRebuild),
 		Projections: []string{"trace_summary", "context_graph", "precedent_index", "all"}}
-	b.Health = load(ctx, func(ctx context.Context) (*health, error) { return c.data.health(ctx, t) },
-		(*health).empty)
-	b.Runs = load(ctx, func(ctx context.Context) ([]run, error) { return c.data.runs(ctx, t) }, func(l []run) bool { return len(l) == 0 })
-	b.Failures = load(ctx, func(ctx context.Context) ([]failure, error) { return c.data.failures(ctx, t) },
-		func(l []failure) bool { return len(l) == 0 })
+	parallel(func() {
+		b.Health = load(ctx, func(ctx context.Context) (*health, error) { return c.data.health(ctx, t) }, (*health).empty)
+	}, func() {
+		b.Runs = load(ctx, func(ctx context.Context) ([]run, error) { return c.data.runs(ctx, t) }, func(l []run) bool { return len(l) == 0 })
+	}, func() {
+		b.Failures = load(ctx, func(ctx context.Context) ([]failure, error) { return c.data.failures(ctx, t) },
+			func(l []failure) bool { return len(l) == 0 })
+	})
 	return "Projections", b, http.StatusOK
 }
 
