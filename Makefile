@@ -9,13 +9,17 @@ MANIFEST ?= manifests/local.yaml
 RACE_PKGS ?= ./pkg/store/... ./pkg/projection/... ./pkg/server/... ./pkg/workflow/...
 FUZZTIME ?= 10s
 
-.PHONY: build test test-go fuzz-short lint bench up deps clean
+.PHONY: build test test-go fuzz-short lint bench up deps deps-browser clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dg ./cmd/dg
 
 deps:
 	@scripts/ensure-deps.sh
+
+# The console's browser tests (pkg/server) also need Chromium.
+deps-browser:
+	@scripts/ensure-deps.sh --browser
 
 # Runs dg on its embedded default: a managed PostgreSQL in .dg/ and the API on :4100.
 up: deps build
@@ -26,7 +30,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-test: deps lint test-go fuzz-short
+test: deps-browser lint test-go fuzz-short
 
 test-go:
 	$(GO) test -count=1 ./...
