@@ -118,20 +118,16 @@ func (s *Store) commitSpeculative(ctx context.Context, lb *loaded, chk *specChec
 		return fmt.Errorf("append: get a database connection: %w", err)
 	}
 	b := &pgx.Batch{}
-	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
-	b.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLockKey)
+	queueBegin(b)
 	b.Queue(`SELECT dg_append_check($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		chk.head, chk.idemT, chk.idemP, chk.idemK, chk.idT, chk.idE,
 		chk.trT, chk.trID, chk.trNext, chk.trFinished, chk.chT, chk.chHash)
 	queueWrite(b, lb.fresh, lb.freshP, lb.ix)
 	br := conn.SendBatch(ctx, b)
-	for range 3 {
-		if _, err = br.Exec(); err != nil {
-			break
+	if err = readBegin(br); err == nil {
+		if _, err = br.Exec(); err == nil {
+			err = readWrite(br, len(lb.fresh))
 		}
-	}
-	if err == nil {
-		err = readWrite(br, len(lb.fresh))
 	}
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr

@@ -129,11 +129,14 @@ BEGIN
                    WHERE x.tenant_id = k.t AND x.event_id = k.e LIMIT 1) x) THEN
         RAISE EXCEPTION 'dg_append_stale: event id' USING ERRCODE = 'serialization_failure';
     END IF;
+    -- Aggregates in LATERAL: one index probe per trace (an EXISTS in an
+    -- expression may become a hashed subplan over every finished trace).
     IF EXISTS (SELECT 1 FROM unnest(tr_tenant, tr_trace, tr_next, tr_finished) AS k(t, tr, nx, fin)
-               WHERE COALESCE((SELECT max(trace_seq) + 1 FROM dg_event_log x
-                               WHERE x.tenant_id = k.t AND x.trace_id = k.tr), 0) <> k.nx
-                  OR EXISTS (SELECT 1 FROM dg_event_log x
-                             WHERE x.tenant_id = k.t AND x.trace_id = k.tr AND x.event_type = 'TraceFinished') <> k.fin) THEN
+               CROSS JOIN LATERAL (SELECT COALESCE(max(x.trace_seq) + 1, 0) AS nx FROM dg_event_log x
+                   WHERE x.tenant_id = k.t AND x.trace_id = k.tr) m
+               CROSS JOIN LATERAL (SELECT count(*) > 0 AS fin FROM dg_event_log x
+                   WHERE x.tenant_id = k.t AND x.trace_id = k.tr AND x.event_type = 'TraceFinished') f
+               WHERE m.nx <> k.nx OR f.fin <> k.fin) THEN
         RAISE EXCEPTION 'dg_append_stale: trace' USING ERRCODE = 'serialization_failure';
     END IF;
     IF EXISTS (SELECT 1 FROM unnest(ch_tenant, ch_hash) AS k(t, h)

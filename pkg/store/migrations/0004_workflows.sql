@@ -50,11 +50,11 @@ CREATE TABLE dg_workflow_items (
     -- sweep's cheap pre-check; the notification's dedupe key is the guard)
     deadline_risk_for       TIMESTAMPTZ,
     PRIMARY KEY (tenant_id, workflow_id)
-);
+) WITH (fillfactor = 80); -- room for HOT updates (comments, reassignments)
 CREATE UNIQUE INDEX dg_workflow_items_subject ON dg_workflow_items (tenant_id, trace_id, subject_type, subject_id);
-CREATE INDEX dg_workflow_items_status ON dg_workflow_items (tenant_id, status);
 CREATE INDEX dg_workflow_items_account ON dg_workflow_items (tenant_id, assigned_account_id);
--- (tenant_id, trace_id) lookups use the subject index's prefix. Fewer
+-- (tenant_id, trace_id) lookups use the subject index's prefix; status
+-- counts come from dg_workflow_status_counts. Fewer
 -- indexes keep imports and sweeps fast: every upsert touches each one.
 -- The inbox: open items in queue order (overdue first is two index walks).
 CREATE INDEX dg_workflow_items_inbox ON dg_workflow_items (tenant_id, prio_rank, requested_at, workflow_id COLLATE "C")
