@@ -396,7 +396,7 @@ func (s *Service) applyManual(ctx context.Context, tx pgx.Tx, it *Item, caller *
 	act.ResultingStatus = it.Status
 	ch.put(it)
 	ch.actions = append(ch.actions, act)
-	if err := s.write(ctx, tx, ch); err != nil {
+	if err := s.write(ctx, tx, ch, true); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -91,9 +91,9 @@ var itemColumns = []itemColumn{
 	{"deadline_risk_for", "timestamptz", func(i *Item) any { return tp(i.deadlineRiskFor) }},
 }
 
-var itemSelect, itemUpsertSQL = buildItemSQL()
+var itemSelect, itemUpsertSQL, itemUpdateSQL = buildItemSQL()
 
-func buildItemSQL() (string, string) {
+func buildItemSQL() (string, string, string) {
 	var sel, names, params, sets []string
 	for n, c := range itemColumns {
 		names = append(names, c.name)
@@ -124,7 +124,17 @@ func buildItemSQL() (string, string) {
 	upsert := "INSERT INTO dg_workflow_items (" + strings.Join(names, ", ") + ")\n SELECT " + strings.Join(casts, ", ") +
 		"\n FROM unnest(" + strings.Join(params, ", ") + ") AS u(" + strings.Join(aliases, ", ") + ")" +
 		"\n ON CONFLICT (tenant_id, workflow_id) DO UPDATE SET " + strings.Join(sets, ", ")
-	return strings.Join(sel, ", "), upsert
+	var usets []string
+	for n, c := range itemColumns {
+		if c.name == "tenant_id" || c.name == "workflow_id" {
+			continue
+		}
+		usets = append(usets, c.name+" = "+casts[n])
+	}
+	update := "UPDATE dg_workflow_items i SET " + strings.Join(usets, ", ") +
+		"\n FROM unnest(" + strings.Join(params, ", ") + ") AS u(" + strings.Join(aliases, ", ") + ")" +
+		"\n WHERE i.tenant_id = u.c0 AND i.workflow_id = u.c1"
+	return strings.Join(sel, ", "), upsert, update
 }
 
 func scanItem(row pgx.Row) (*Item, error) {
@@ -192,6 +202,16 @@ func collectItems(rows pgx.Rows) ([]*Item, error) {
 
 // upsertItems writes items in one statement.
 func upsertItems(ctx context.Context, q dbtx, items []*Item) error {
+	return writeItems(ctx, q, itemUpsertSQL, items)
+}
+
+// updateItems rewrites existing items in one statement (cheaper than an
+// upsert when every row is known to exist: sweeps and manual actions).
+func updateItems(ctx context.Context, q dbtx, items []*Item) error {
+	return writeItems(ctx, q, itemUpdateSQL, items)
+}
+
+func writeItems(ctx context.Context, q dbtx, sql string, items []*Item) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -224,7 +244,7 @@ func upsertItems(ctx context.Context, q dbtx, items []*Item) error {
 			args[n] = vals
 		}
 	}
-	if _, err := q.Exec(ctx, itemUpsertSQL, args...); err != nil {
+	if _, err := q.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("write %d workflow items: %w", len(items), err)
 	}
 	return nil

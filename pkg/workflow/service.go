@@ -197,15 +197,20 @@ func (s *Service) importBatch(ctx context.Context, tx pgx.Tx, tenant string, evs
 			"tenant_id", tenant, "event_id", f.ev.EventID, "log_seq", f.ev.LogSeq, "event_type", f.ev.Type, "error", f.msg)
 		ap.ch.notes = append(ap.ch.notes, failureNote(tenant, f, now))
 	}
-	if err := s.write(ctx, tx, ap.ch); err != nil {
+	if err := s.write(ctx, tx, ap.ch, false); err != nil {
 		return 0, 0, err
 	}
 	return len(evs) - len(ap.fails), len(ap.fails), nil
 }
 
-// write stores the items, actions and notifications of ch.
-func (s *Service) write(ctx context.Context, tx dbtx, ch *changes) error {
-	if err := upsertItems(ctx, tx, ch.itemList()); err != nil {
+// write stores the items, actions and notifications of ch; existing
+// means every item is already stored (an UPDATE instead of an upsert).
+func (s *Service) write(ctx context.Context, tx dbtx, ch *changes, existing bool) error {
+	write := upsertItems
+	if existing {
+		write = updateItems
+	}
+	if err := write(ctx, tx, ch.itemList()); err != nil {
 		return err
 	}
 	if err := insertActions(ctx, tx, ch.actions); err != nil {
@@ -219,12 +224,14 @@ func (s *Service) write(ctx context.Context, tx dbtx, ch *changes) error {
 
 // sweepTx is the SLA sweep (A.8): deadline-risk notifications for open
 // items due within the warning window, then automatic escalation of
-// overdue items, ordered by (requested_at, workflow_id).
+// overdue items, ordered by (requested_at, workflow_id). No row locks are
+// taken on items: every writer of a tenant's items (import, sweep, manual
+// actions) holds the tenant's runtime row lock.
 func (s *Service) sweepTx(ctx context.Context, tx pgx.Tx, tenant string, now time.Time) (int, int, error) {
 	rows, err := tx.Query(ctx, `SELECT `+itemSelect+` FROM dg_workflow_items WHERE tenant_id = $1
 		AND status IN ('requested', 'in_review', 'changes_requested', 'escalated') AND sla_due_at IS NOT NULL
 		AND sla_due_at > $2 AND sla_due_at <= $3 AND deadline_risk_for IS DISTINCT FROM sla_due_at
-		ORDER BY requested_at, workflow_id FOR UPDATE`, tenant, now, now.Add(s.cfg.DeadlineRiskWarning))
+		ORDER BY requested_at, workflow_id`, tenant, now, now.Add(s.cfg.DeadlineRiskWarning))
 	if err != nil {
 		return 0, 0, fmt.Errorf("sweep deadline risk: %w", err)
 	}
@@ -235,7 +242,7 @@ func (s *Service) sweepTx(ctx context.Context, tx pgx.Tx, tenant string, now tim
 	rows, err = tx.Query(ctx, `SELECT `+itemSelect+` FROM dg_workflow_items WHERE tenant_id = $1
 		AND status IN ('requested', 'in_review', 'changes_requested') AND sla_due_at IS NOT NULL AND sla_due_at < $2
 		AND (status <> 'in_review' OR coalesce((metadata->>'escalation_count')::int, 0) = 0)
-		ORDER BY requested_at, workflow_id FOR UPDATE`, tenant, now)
+		ORDER BY requested_at, workflow_id`, tenant, now)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sweep overdue items: %w", err)
 	}
@@ -268,7 +275,7 @@ func (s *Service) sweepTx(ctx context.Context, tx pgx.Tx, tenant string, now tim
 		ch.notes = append(ch.notes, note)
 		auditIDs = append(auditIDs, it.WorkflowID)
 	}
-	if err := s.write(ctx, tx, ch); err != nil {
+	if err := s.write(ctx, tx, ch, true); err != nil {
 		return 0, 0, err
 	}
 	if len(auditIDs) > 0 {
