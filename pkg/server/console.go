@@ -208,7 +208,7 @@ func (c *console) pageT(active, tmpl string, fn func(r *http.Request, v *viewer)
 		t := strings.TrimSpace(r.URL.Query().Get("tenant"))
 		switch {
 		case t == "" && len(v.Tenants) > 0:
-			t = v.Tenants[0]
+			t = c.data.defaultTenant(r.Context(), v.Tenants)
 		case t != "" && !v.Account.AllowsTenant(t):
 			c.render(w, r, http.StatusForbidden, "error", &pageData{Title: "Not allowed", Active: active, V: v,
 				Body: "Your account " + v.Account.AccountID + " cannot use tenant " + t + "."})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -52,6 +53,25 @@ func (d *consoleData) ready() error {
 		return errNoStore
 	}
 	return nil
+}
+
+// defaultTenant is the first of the tenants that has events (so the dev
+// quick start lands on the seeded demo), else the first one.
+func (d *consoleData) defaultTenant(ctx context.Context, tenants []string) string {
+	if d.ready() == nil {
+		rows, err := d.pool.Query(ctx, `SELECT tenant_id FROM dg_chain_heads WHERE tenant_id = ANY($1) AND event_count > 0`, tenants)
+		if err == nil {
+			have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err == nil {
+				for _, t := range tenants {
+					if slices.Contains(have, t) {
+						return t
+					}
+				}
+			}
+		}
+	}
+	return tenants[0]
 }
 
 // tenantCounts are the tenant status numbers.
