@@ -2,11 +2,14 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/auth"
+	"github.com/decisiongraph/dg/pkg/ops"
 	"github.com/decisiongraph/dg/pkg/seed"
 	"github.com/decisiongraph/dg/pkg/server"
 	"github.com/decisiongraph/dg/pkg/store"
@@ -66,6 +70,12 @@ func newConsoleEnv(t testing.TB, o consoleOpts) *consoleEnv {
 	}
 	if o.env == "" {
 		o.env = "dev"
+	}
+	switch o.backup {
+	case "":
+		o.backup = backupDir(t, o)
+	case "-":
+		o.backup = ""
 	}
 	srv := server.New(server.Config{Console: &server.ConsoleConfig{
 		Store: st, Accounts: auth.NewRegistry(consoleSet()), SecretKeyBase: strings.Repeat("s", 64),
@@ -132,4 +142,31 @@ func (b *browser) signIn(token string) string {
 	}
 	_, page, _ = b.get("/console?tenant=release-demo")
 	return csrfOf(b.t, page)
+}
+
+// backupDir is a backup directory for the Operations page: one backup
+// with a passed drill (seeded), a damaged manifest (failing) or nothing.
+func backupDir(t testing.TB, o consoleOpts) string {
+	t.Helper()
+	dir := t.TempDir()
+	switch {
+	case o.failing:
+		if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte(`{"format":"dg-backup/1","id":""}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	case o.seeded:
+		m := ops.BackupManifest{Format: ops.BackupFormat, ID: "20300101T000000Z-nightly", DumpFile: "20300101T000000Z-nightly.dump",
+			StartedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+		b, _ := json.Marshal(m)
+		if err := os.WriteFile(filepath.Join(dir, m.ID+".json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, m.DumpFile), []byte("dump"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := ops.RecordDrill(dir, m.ID, ops.DrillRecord{At: m.StartedAt.Add(time.Hour), Passed: true, RTOMS: 4200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

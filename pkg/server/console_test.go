@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/decisiongraph/dg/pkg/seed"
 	"github.com/decisiongraph/dg/pkg/workflow"
@@ -47,7 +49,7 @@ var consolePages = []struct {
 		[]string{"seq 25", "ExceptionRequested", `data-stream="/console/live/stream?tenant=release-demo`},
 		[]string{"No events in this tenant yet"}, []string{"Unavailable."}},
 	{"operations", "/console/operations?tenant=release-demo",
-		[]string{"No backup directory is configured"}, []string{"No backup directory is configured"}, []string{"No backup directory is configured"}},
+		[]string{"20300101T000000Z-nightly", "passed", "RTO 4200 ms"}, []string{"No backups in"}, []string{"Unavailable.", "broken.json"}},
 	{"accounts", "/console/accounts?tenant=release-demo&preview=1&prefix=ops",
 		[]string{"dev-admin", "dev-reader", "application_env", "admin-ops", "reader-ops"},
 		[]string{"dev-admin", "admin-ops"}, []string{"dev-admin", "admin-ops"}},
@@ -98,6 +100,51 @@ func TestConsolePagesFailing(t *testing.T) {
 	t.Parallel()
 	e := newConsoleEnv(t, consoleOpts{failing: true})
 	checkPages(t, e, func(k int) []string { return consolePages[k].failing }, func(string) int { return http.StatusOK })
+}
+
+func TestOperationsWithoutBackupDir(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t, consoleOpts{backup: "-"})
+	b := e.browser(t)
+	b.signIn("dev-admin-token")
+	if _, body, _ := b.get("/console/operations"); !strings.Contains(body, "No backup directory is configured") {
+		t.Fatal("no unconfigured state")
+	}
+}
+
+func TestConsoleLiveStream(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t, consoleOpts{seeded: true})
+	b := e.browser(t)
+	b.signIn("dev-reader-token")
+	if code, _, _ := b.get("/console/live/stream?tenant=other"); code != http.StatusForbidden {
+		t.Fatalf("foreign tenant stream: %d", code)
+	}
+	resp, err := b.c.Get(e.srv.URL + "/console/live/stream?tenant=release-demo&after=25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	env := seed.Envelopes(time.Now())[0]
+	env.TraceID, env.EventID, env.IdempotencyKey = "trace-stream-test", "stream-test-0", "stream-test-0"
+	if _, err := e.store.Append(context.Background(), "release-demo", env); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var got []string
+	for sc.Scan() {
+		got = append(got, sc.Text())
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			break
+		}
+	}
+	all := strings.Join(got, "\n")
+	if !strings.Contains(all, "id: 26") || !strings.Contains(all, "event: dg-event") || !strings.Contains(all, `"trace_id":"trace-stream-test"`) {
+		t.Fatalf("stream: %s", all)
+	}
 }
 
 func TestConsoleRequiresSignIn(t *testing.T) {
