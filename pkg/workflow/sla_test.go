@@ -215,3 +215,52 @@ func TestLeaderElectionAndTakeover(t *testing.T) {
 		t.Errorf("a did not take the released lock: %v", la)
 	}
 }
+
+// Concurrent refreshes from several services (as several dg processes
+// would run them) import and escalate each item exactly once, and the
+// trigger-kept status counts match the items.
+func TestConcurrentRefreshesDoNotDuplicate(t *testing.T) {
+	pool := pgtest.New(t)
+	c := newClock("2026-03-02T09:05:00Z")
+	e := newEnvOn(t, pool, workflow.Config{}, c)
+	for i := 0; i < 20; i++ {
+		e.openException("default", "tr-"+string(rune('a'+i)))
+	}
+	c.Set(mustTime("2026-03-02T15:00:00Z"))
+	svcs := []*workflow.Service{e.svc, workflow.New(pool, e.st, workflow.Config{Now: c.Now}, workflow.Options{})}
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		go func(g int) {
+			svc := svcs[g%2]
+			var err error
+			if g%3 == 0 {
+				_, err = svc.List(ctxT(t), "default", workflow.Filter{OnlyOpen: true, Limit: 50})
+			} else {
+				_, err = svc.Refresh(ctxT(t), "default")
+			}
+			errs <- err
+		}(g)
+	}
+	for g := 0; g < 16; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM dg_workflow_actions WHERE action_type = 'escalate'`); n != 20 {
+		t.Errorf("%d escalate actions, want 20", n)
+	}
+	if n := e.count(`SELECT count(*) FROM dg_workflow_notifications WHERE category = 'escalation'`); n != 20 {
+		t.Errorf("%d escalation notifications, want 20", n)
+	}
+	in, err := e.svc.List(ctxT(t), "default", workflow.Filter{OnlyOpen: true, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := e.count(`SELECT count(*) FROM dg_workflow_items WHERE status = 'escalated'`)
+	if in.Summary.EscalatedCount != int64(real) || in.Summary.OpenCount != 20 || in.Summary.TotalCount != 20 || in.Summary.RequestedCount != 0 {
+		t.Errorf("summary %+v, real escalated %d", in.Summary, real)
+	}
+	if len(in.Items) != 20 || !in.Items[0].Overdue(c.Now()) {
+		t.Errorf("inbox %d items", len(in.Items))
+	}
+}
