@@ -69,6 +69,19 @@ func emptyDatabase(b *testing.B, url string) string {
 	return u.String()
 }
 
+// benchRuns is how often each side runs (the faster counts):
+// DG_BENCH_RUNS, default 2.
+func benchRuns(b *testing.B) int {
+	if v, ok := os.LookupEnv("DG_BENCH_RUNS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("DG_BENCH_RUNS=%q is not a positive number", v)
+		}
+		return n
+	}
+	return 2
+}
+
 // benchEvents is the log size of the backup benchmark: DG_BENCH_EVENTS,
 // default 10000. Run the big sizes with
 //
@@ -134,17 +147,17 @@ func BenchmarkBackupAndDrill(b *testing.B) {
 		dir := b.TempDir()
 		plainDump, dgBackup := time.Duration(1<<62), time.Duration(1<<62)
 		var m *ops.BackupManifest
-		for i := range 2 {
+		for i := range benchRuns(b) {
 			plainDump = min(plainDump, plainTool(b, dumpTool.Path, "--format=custom", "--file="+filepath.Join(dir, "plain"+strconv.Itoa(i)+".dump"), "--dbname="+s.url))
 			t := time.Now()
 			m = takeBackup(b, s.url, filepath.Join(dir, "dg"+strconv.Itoa(i)), "")
 			dgBackup = min(dgBackup, time.Since(t))
 		}
-		dgDir := filepath.Join(dir, "dg1")
+		dgDir := filepath.Join(dir, "dg0")
 
 		plainRestore := time.Duration(1 << 62)
 		var drill *ops.DrillReport
-		for range 2 {
+		for range benchRuns(b) {
 			target := emptyDatabase(b, s.url)
 			plainRestore = min(plainRestore, plainTool(b, restoreTool.Path, "--no-owner", "--no-privileges", "--exit-on-error", "--jobs=2",
 				"--dbname="+target, filepath.Join(dgDir, m.DumpFile)))
