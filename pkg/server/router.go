@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // router matches requests on the escaped path, split on "/" before each
@@ -64,7 +65,17 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if params != nil {
+			for _, v := range params {
+				if !cleanText(v) {
+					rt.s.writeError(w, r, http.StatusBadRequest, "invalid_argument", "path parameters must be valid UTF-8 without NUL bytes", nil)
+					return
+				}
+			}
 			r = r.WithContext(context.WithValue(r.Context(), paramsKey{}, params))
+		}
+		if !cleanQuery(r) {
+			rt.s.writeError(w, r, http.StatusBadRequest, "invalid_argument", "query parameters must be valid UTF-8 without NUL bytes", nil)
+			return
 		}
 		rte.handler(w, r)
 		return
@@ -77,6 +88,31 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.s.writeError(w, r, http.StatusNotFound, "not_found", "no route for "+r.URL.EscapedPath(), nil)
+}
+
+// cleanText reports whether s can reach PostgreSQL as text: valid UTF-8
+// without NUL bytes. Anything else would fail in the database and come
+// back as a 503 storage error instead of the caller's 400.
+func cleanText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// cleanQuery checks every query parameter name and value with cleanText.
+func cleanQuery(r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return true
+	}
+	for k, vs := range r.URL.Query() {
+		if !cleanText(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !cleanText(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func hasParams(segs []string) bool {
