@@ -364,9 +364,9 @@ func traceEvents(trace string) []*event.Envelope {
 	mk := func(seq int64, typ string, payload map[string]any) *event.Envelope {
 		return &event.Envelope{
 			EventID: fmt.Sprintf("%s-e%d", trace, seq), TraceID: trace, TraceSeq: seq, EventType: typ,
-			OccurredAt: "2026-01-01T00:00:00Z",
-			Source:     event.Source{ProducerID: "reliability", System: "reliability"},
-			Actor:      event.Actor{ActorType: "agent", ActorID: "reliability-agent"},
+			OccurredAt:     "2026-01-01T00:00:00Z",
+			Source:         event.Source{ProducerID: "reliability", System: "reliability"},
+			Actor:          event.Actor{ActorType: "agent", ActorID: "reliability-agent"},
 			IdempotencyKey: fmt.Sprintf("%s:%d", trace, seq), SchemaVersion: 1, Tags: []string{"reliability"},
 			Payload: payload,
 		}
