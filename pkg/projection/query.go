@@ -340,27 +340,45 @@ func (pg *PG) FindPrecedents(ctx context.Context, tenant string, q PrecedentQuer
 	if q.EntityID != "" {
 		filters += " AND s.primary_entity_id = " + arg(q.EntityID)
 	}
-	var sqlText string
 	if q.PolicyID == "" {
-		sqlText = `SELECT s.trace_id, s.workflow, s.title, s.outcome, NULL::text, NULL::text, s.finished_at, s.last_log_seq
-			FROM dg_trace_summary s WHERE s.tenant_id = $1 AND s.outcome IS NOT NULL` + filters +
-			` ORDER BY s.last_log_seq DESC, s.trace_id COLLATE "C" LIMIT ` + arg(q.Limit)
-	} else {
-		pf := " AND pi.policy_id = " + arg(q.PolicyID)
-		if q.PolicyVersion != "" {
-			pf += " AND pi.policy_version = " + arg(q.PolicyVersion)
-		}
-		// One precedent row per trace: exception rows first, then the
-		// newest, then the smallest source event id.
-		sqlText = `WITH ranked AS (
-				SELECT DISTINCT ON (pi.trace_id) pi.trace_id, pi.policy_id, pi.policy_version
-				FROM dg_precedent_index pi WHERE pi.tenant_id = $1` + pf + `
-				ORDER BY pi.trace_id, (pi.exception_id IS NULL), pi.log_seq DESC, pi.source_event_id COLLATE "C")
-			SELECT s.trace_id, s.workflow, s.title, s.outcome, r.policy_id, r.policy_version, s.finished_at, s.last_log_seq
-			FROM ranked r JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = r.trace_id
-			WHERE s.outcome IS NOT NULL` + filters + `
-			ORDER BY s.last_log_seq DESC, s.trace_id COLLATE "C" LIMIT ` + arg(q.Limit)
+		return pg.precedentRows(ctx, `SELECT s.trace_id, s.workflow, s.title, s.outcome, NULL::text, NULL::text, s.finished_at, s.last_log_seq
+			FROM dg_trace_summary s WHERE s.tenant_id = $1 AND s.outcome IS NOT NULL`+filters+
+			` ORDER BY s.last_log_seq DESC, s.trace_id COLLATE "C" LIMIT `+arg(q.Limit), args)
 	}
+	pf := " AND pi.policy_id = " + arg(q.PolicyID)
+	if q.PolicyVersion != "" {
+		pf += " AND pi.policy_version = " + arg(q.PolicyVersion)
+	}
+	limit := arg(q.Limit)
+	// One precedent row per trace: exception rows first, then the newest,
+	// then the smallest source event id.
+	const pick = ` ORDER BY (pi.exception_id IS NULL), pi.log_seq DESC, pi.source_event_id COLLATE "C"`
+	// First, walk the newest finished traces in index order and stop at
+	// limit hits: cheap when the policy is common. The walk is bounded; if
+	// it ends with fewer than limit hits, the answer may be incomplete and
+	// the exact form below (all rows of the policy, then the traces) runs.
+	scan := arg(q.Limit * 20)
+	hits, err := pg.precedentRows(ctx, `SELECT s.trace_id, s.workflow, s.title, s.outcome, p.policy_id, p.policy_version, s.finished_at, s.last_log_seq
+		FROM (SELECT * FROM dg_trace_summary s WHERE s.tenant_id = $1 AND s.outcome IS NOT NULL`+filters+`
+			ORDER BY s.last_log_seq DESC, s.trace_id COLLATE "C" LIMIT `+scan+`) s
+		CROSS JOIN LATERAL (SELECT pi.policy_id, pi.policy_version FROM dg_precedent_index pi
+			WHERE pi.tenant_id = $1 AND pi.trace_id = s.trace_id`+pf+pick+` LIMIT 1) p
+		ORDER BY s.last_log_seq DESC, s.trace_id COLLATE "C" LIMIT `+limit, args)
+	if err != nil || len(hits) == q.Limit {
+		return hits, err
+	}
+	args = args[:len(args)-1] // the exact form has no scan bound
+	return pg.precedentRows(ctx, `WITH ranked AS (
+			SELECT DISTINCT ON (pi.trace_id) pi.trace_id, pi.policy_id, pi.policy_version
+			FROM dg_precedent_index pi WHERE pi.tenant_id = $1`+pf+`
+			ORDER BY pi.trace_id, (pi.exception_id IS NULL), pi.log_seq DESC, pi.source_event_id COLLATE "C")
+		SELECT s.trace_id, s.workflow, s.title, s.outcome, r.policy_id, r.policy_version, s.finished_at, s.last_log_seq
+		FROM ranked r JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = r.trace_id
+		WHERE s.outcome IS NOT NULL`+filters+`
+		ORDER BY s.last_log_seq DESC, s.trace_id COLLATE "C" LIMIT `+limit, args)
+}
+
+func (pg *PG) precedentRows(ctx context.Context, sqlText string, args []any) ([]PrecedentHit, error) {
 	rows, err := pg.pool.Query(ctx, sqlText, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search precedents: %w", err)

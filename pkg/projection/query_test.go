@@ -160,6 +160,7 @@ func TestFindPrecedentsMatchesReference(t *testing.T) {
 	for _, q := range []projection.PrecedentQuery{
 		{Limit: 100}, {Limit: 5}, {PolicyID: "policy_3", Limit: 100}, {PolicyID: "policy_3", PolicyVersion: "2.0", Limit: 100},
 		{Outcome: "failure", Limit: 100}, {EntityType: "account", EntityID: "acct:3", Limit: 100}, {PolicyID: "policy_1", Outcome: "success", Limit: 3},
+		{PolicyID: "policy_3", PolicyVersion: "2.0", Limit: 1}, {PolicyID: "policy_2", Limit: 2}, {PolicyID: "policy_9", Outcome: "abandoned", Limit: 1},
 	} {
 		hits, err := pg.FindPrecedents(ctxT(t), "default", q)
 		if err != nil {
