@@ -78,10 +78,22 @@ func (r *Runtime) Run(ctx context.Context) error {
 		case _, ok := <-r.wake:
 			if !ok {
 				r.wake = nil
+				continue
+			}
+			// Commits come in bursts: gather them for a moment so a busy
+			// log costs a few ticks a second, not one per commit.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wakeGather):
 			}
 		}
 	}
 }
+
+// wakeGather is how long the runtime waits after a commit signal before
+// importing, so that bursts of commits share one tick.
+const wakeGather = 50 * time.Millisecond
 
 // Tick runs one round: take (or keep) the lock of every tenant with
 // workflow work and refresh the tenants this runtime leads.

@@ -264,3 +264,33 @@ func TestConcurrentRefreshesDoNotDuplicate(t *testing.T) {
 		t.Errorf("inbox %d items", len(in.Items))
 	}
 }
+
+// The runtime follows the log: a commit signal (the store's Subscribe)
+// makes it import at once, long before the next sweep tick.
+func TestRuntimeImportsOnCommit(t *testing.T) {
+	e := newEnv(t, workflow.Config{SweepInterval: time.Hour})
+	wake, unsubscribe := e.st.Subscribe()
+	rt := workflow.NewRuntime(e.svc, wake)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() {
+		cancel()
+		unsubscribe()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the first tick ran on an empty log
+	e.openException("default", "tr-1")
+	deadline := time.Now().Add(10 * time.Second)
+	for e.count(`SELECT count(*) FROM dg_workflow_items`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the runtime did not import after the commit signal")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, _ := rt.Stats(); st.Imported != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
