@@ -622,3 +622,92 @@ func layoutGraph(center string, sg *projection.Subgraph) *graphView {
 	}
 	return gv
 }
+
+// detail is an item with its history and newest notifications. It reads
+// the item's audit export rather than workflow.Service.Get: the same rows
+// without Get's studio review context, which the page does not show and
+// which costs a precedent search over the tenant's traces.
+func (d *consoleData) detail(ctx context.Context, tenant, wid string) (*workflow.Detail, error) {
+	if err := d.ready(); err != nil {
+		return nil, err
+	}
+	ex, err := d.wf.Export(ctx, tenant, wid, 1)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(ex)
+	if err != nil {
+		return nil, fmt.Errorf("read workflow %s: %w", wid, err)
+	}
+	var v struct {
+		ExportedAt time.Time `json:"exported_at"`
+		Workflow   struct {
+			WorkflowID string `json:"workflow_id"`
+			TraceID    string `json:"trace_id"`
+			Status     string `json:"status"`
+			Priority   string `json:"priority"`
+			Title      string `json:"title"`
+			Kind       string `json:"workflow_kind"`
+			Name       string `json:"workflow_name"`
+			Subject    struct {
+				SubjectID   string `json:"subject_id"`
+				SubjectType string `json:"subject_type"`
+			}
+			AssignedAccountID string         `json:"assigned_account_id"`
+			AssignedRole      string         `json:"assigned_role"`
+			RequestedAt       time.Time      `json:"requested_at"`
+			SLADueAt          time.Time      `json:"sla_due_at"`
+			ResolvedAt        time.Time      `json:"resolved_at"`
+			CurrentDecision   string         `json:"current_decision"`
+			CurrentReason     string         `json:"current_reason"`
+			Metadata          map[string]any `json:"metadata"`
+		} `json:"workflow"`
+		Actions []struct {
+			ActionID        string    `json:"action_id"`
+			Type            string    `json:"action_type"`
+			CreatedAt       time.Time `json:"created_at"`
+			Note            string    `json:"note"`
+			ResultingStatus string    `json:"resulting_status"`
+			Actor           struct {
+				AccountID string `json:"account_id"`
+				ActorID   string `json:"actor_id"`
+				ActorType string `json:"actor_type"`
+			} `json:"actor"`
+		} `json:"workflow_actions"`
+		Notifications []struct {
+			NotificationID     string    `json:"notification_id"`
+			Category           string    `json:"category"`
+			Status             string    `json:"status"`
+			Message            string    `json:"message"`
+			RecipientAccountID string    `json:"recipient_account_id"`
+			RecipientRole      string    `json:"recipient_role"`
+			CreatedAt          time.Time `json:"created_at"`
+		} `json:"workflow_notifications"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("read workflow %s: %w", wid, err)
+	}
+	w := v.Workflow
+	it := &workflow.Item{TenantID: tenant, WorkflowID: w.WorkflowID, TraceID: w.TraceID, Kind: w.Kind, Name: w.Name,
+		SubjectType: w.Subject.SubjectType, SubjectID: w.Subject.SubjectID, Status: w.Status, Priority: w.Priority, Title: w.Title,
+		AssignedAccountID: w.AssignedAccountID, AssignedRole: w.AssignedRole, RequestedAt: w.RequestedAt, SLADueAt: w.SLADueAt,
+		ResolvedAt: w.ResolvedAt, CurrentDecision: w.CurrentDecision, CurrentReason: w.CurrentReason, Metadata: w.Metadata}
+	det := &workflow.Detail{Item: it, Now: v.ExportedAt, Actions: []*workflow.Action{}, Notifications: []*workflow.Notification{}}
+	if det.Now.IsZero() {
+		det.Now = d.now()
+	}
+	for _, a := range v.Actions {
+		det.Actions = append(det.Actions, &workflow.Action{ActionID: a.ActionID, WorkflowID: wid, TraceID: it.TraceID, Type: a.Type,
+			CreatedAt: a.CreatedAt, Note: a.Note, ResultingStatus: a.ResultingStatus, ActorAccountID: a.Actor.AccountID,
+			ActorID: a.Actor.ActorID, ActorType: a.Actor.ActorType})
+	}
+	for k, n := range v.Notifications {
+		if k == workflow.DetailNotifications {
+			break
+		}
+		det.Notifications = append(det.Notifications, &workflow.Notification{NotificationID: n.NotificationID, WorkflowID: wid,
+			Category: n.Category, Status: n.Status, Message: n.Message, RecipientAccountID: n.RecipientAccountID,
+			RecipientRole: n.RecipientRole, CreatedAt: n.CreatedAt})
+	}
+	return det, nil
+}

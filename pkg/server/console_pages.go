@@ -267,7 +267,7 @@ func (c *console) workflowPage(r *http.Request, v *viewer) (string, any, int) {
 		if err := c.data.ready(); err != nil {
 			return nil, err
 		}
-		det, err := c.data.wf.Get(ctx, t, wid)
+		det, err := c.data.detail(ctx, t, wid)
 		getErr = err
 		return det, err
 	}, nil)
