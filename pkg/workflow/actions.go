@@ -232,6 +232,11 @@ func (s *Service) Act(ctx context.Context, tenant, wid string, caller *Caller, r
 	if caller == nil || caller.AccountID == "" {
 		return nil, errf(CodeForbidden, "Service account context is required for workflow actions")
 	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if req.IdempotencyKey == "" {
 		return s.act(ctx, tenant, wid, caller, &req)
 	}
@@ -412,39 +417,52 @@ func firstNonBlank(ss ...string) string {
 }
 
 // decide handles approve, reject and override: append ApprovalRecorded
-// through the normal append path, then import it.
+// through the normal append path, then import it. The check, the append
+// and the import run under the tenant's runtime row lock, so two
+// concurrent decisions on one item cannot both pass the transition check
+// (the second sees the first one's result and is refused).
 func (s *Service) decide(ctx context.Context, tenant, wid string, caller *Caller, req *ActionRequest) (*ActionResult, error) {
-	it, err := s.check(ctx, s.pool, tenant, wid, caller, req)
-	if err != nil {
-		return nil, err
-	}
 	unique := newUUID()
 	if req.IdempotencyKey != "" {
 		sum := sha256.Sum256([]byte(req.IdempotencyKey))
 		unique = hex.EncodeToString(sum[:8])
 	}
 	failKey := firstNonBlank(req.IdempotencyKey, req.RequestID, unique)
-	var finished bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dg_event_log WHERE tenant_id = $1 AND trace_id = $2 AND event_type = 'TraceFinished')`,
-		tenant, it.TraceID).Scan(&finished); err != nil {
-		return nil, fmt.Errorf("check trace %s: %w", it.TraceID, err)
-	}
-	if finished {
-		ferr := &Error{Code: CodeConflict, Message: fmt.Sprintf("trace %s is already finished: %s cannot be recorded on workflow %s (decisions are appended to the trace)", it.TraceID, req.Action, wid),
-			Details: map[string]any{"trace_id": it.TraceID}}
-		s.recordFailure(ctx, it, caller, req, failKey, ferr)
-		return nil, ferr
-	}
-	appended, err := s.appendDecision(ctx, tenant, it, caller, req, unique, failKey)
+	var it, after *Item
+	var appended string
+	var failure error
+	err := s.inTenantTx(ctx, tenant, func(tx pgx.Tx, cursor int64) (int64, error) {
+		var err error
+		if it, err = s.check(ctx, tx, tenant, wid, caller, req); err != nil {
+			return cursor, err
+		}
+		var finished bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dg_event_log WHERE tenant_id = $1 AND trace_id = $2 AND event_type = 'TraceFinished')`,
+			tenant, it.TraceID).Scan(&finished); err != nil {
+			return cursor, fmt.Errorf("check trace %s: %w", it.TraceID, err)
+		}
+		if finished {
+			failure = &Error{Code: CodeConflict, Message: fmt.Sprintf("trace %s is already finished: %s cannot be recorded on workflow %s (decisions are appended to the trace)", it.TraceID, req.Action, wid),
+				Details: map[string]any{"trace_id": it.TraceID}}
+			return cursor, failure
+		}
+		if appended, err = s.appendDecision(ctx, tx, tenant, it, caller, req, unique, failKey); err != nil {
+			failure = err
+			return cursor, err
+		}
+		res, err := s.refreshTx(ctx, tx, tenant, cursor, s.now())
+		if err != nil {
+			return cursor, err
+		}
+		if after, err = loadItem(ctx, tx, tenant, wid, false); err != nil {
+			return cursor, err
+		}
+		return res.Cursor, nil
+	})
 	if err != nil {
-		s.recordFailure(ctx, it, caller, req, failKey, err)
-		return nil, err
-	}
-	if _, err := s.Refresh(ctx, tenant); err != nil {
-		return nil, err
-	}
-	after, err := loadItem(ctx, s.pool, tenant, wid, false)
-	if err != nil {
+		if failure != nil && it != nil {
+			s.recordFailure(ctx, it, caller, req, failKey, failure)
+		}
 		return nil, err
 	}
 	s.auditAction(ctx, tenant, wid, caller, req, audit.Accepted, "")
@@ -467,7 +485,7 @@ func (s *Service) recordFailure(ctx context.Context, it *Item, caller *Caller, r
 	s.auditAction(ctx, it.TenantID, it.WorkflowID, caller, req, audit.Rejected, cause.Error())
 }
 
-func (s *Service) appendDecision(ctx context.Context, tenant string, it *Item, caller *Caller, req *ActionRequest, unique, key string) (string, error) {
+func (s *Service) appendDecision(ctx context.Context, q dbtx, tenant string, it *Item, caller *Caller, req *ActionRequest, unique, key string) (string, error) {
 	subject := map[string]any{"subject_id": it.SubjectID, "subject_type": it.SubjectType}
 	decision := "approved"
 	switch req.Action {
@@ -483,7 +501,7 @@ func (s *Service) appendDecision(ctx context.Context, tenant string, it *Item, c
 	subsystem := "workflow"
 	for attempt := 0; ; attempt++ {
 		var seq int64
-		if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(trace_seq), -1) + 1 FROM dg_event_log WHERE tenant_id = $1 AND trace_id = $2`,
+		if err := q.QueryRow(ctx, `SELECT coalesce(max(trace_seq), -1) + 1 FROM dg_event_log WHERE tenant_id = $1 AND trace_id = $2`,
 			tenant, it.TraceID).Scan(&seq); err != nil {
 			return "", fmt.Errorf("next trace_seq of %s: %w", it.TraceID, err)
 		}

@@ -359,3 +359,39 @@ func TestTenantsDoNotCollide(t *testing.T) {
 		t.Errorf("globex inbox %v %+v", err, in.Summary)
 	}
 }
+
+// Concurrent decisions on one item, from two services (as from two dg
+// processes): exactly one is recorded, the other is refused.
+func TestConcurrentDecisionsRecordOne(t *testing.T) {
+	e := newEnv(t, workflow.Config{})
+	wid := e.openException("default", "tr-1")
+	other := workflow.New(e.pool, e.st, workflow.Config{Now: e.clock.Now}, workflow.Options{})
+	type out struct{ err error }
+	results := make(chan out, 2)
+	go func() {
+		_, err := e.svc.Act(ctxT(t), "default", wid, admin, workflow.ActionRequest{Action: "approve", Reason: "yes"})
+		results <- out{err}
+	}()
+	go func() {
+		_, err := other.Act(ctxT(t), "default", wid, admin, workflow.ActionRequest{Action: "reject", Reason: "no"})
+		results <- out{err}
+	}()
+	var ok, refused int
+	for i := 0; i < 2; i++ {
+		r := <-results
+		switch {
+		case r.err == nil:
+			ok++
+		case strings.Contains(r.err.Error(), "is already"):
+			refused++
+		default:
+			t.Errorf("unexpected error: %v", r.err)
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Errorf("%d recorded, %d refused", ok, refused)
+	}
+	if n := e.count(`SELECT count(*) FROM dg_event_log WHERE event_type = 'ApprovalRecorded'`); n != 1 {
+		t.Errorf("%d ApprovalRecorded events, want 1", n)
+	}
+}

@@ -28,6 +28,11 @@ type Service struct {
 	cfg   Config
 	lg    *slog.Logger
 	audit *audit.Log
+	// slots bounds concurrent actions: a keyed decision holds up to two
+	// pool connections while the store's appender (same pool) needs one
+	// more, so without a bound a burst of actions could take every
+	// connection and wait forever for the appender.
+	slots chan struct{}
 }
 
 // Options are the optional collaborators of a Service.
@@ -47,7 +52,23 @@ func New(pool *pgxpool.Pool, log Appender, cfg Config, opts Options) *Service {
 	if au == nil {
 		au = audit.New(nil, lg)
 	}
-	return &Service{pool: pool, log: log, cfg: cfg.withDefaults(), lg: lg, audit: au}
+	n := 1
+	if pool != nil {
+		// Keep room for the appender, the runtime's lock connection, the
+		// deliverer and reads.
+		n = max(1, (int(pool.Config().MaxConns)-4)/2)
+	}
+	return &Service{pool: pool, log: log, cfg: cfg.withDefaults(), lg: lg, audit: au, slots: make(chan struct{}, n)}
+}
+
+// acquire takes an action slot (see Service.slots).
+func (s *Service) acquire(ctx context.Context) (func(), error) {
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a free action slot: %w", ctx.Err())
+	}
 }
 
 // Config returns the effective configuration (defaults applied).

@@ -309,6 +309,11 @@ func (s *Service) StartReview(ctx context.Context, tenant, traceID string, calle
 		s.auditAction(ctx, tenant, traceID, caller, req, audit.Rejected, "Service account lacks workflow_assign permission")
 		return nil, errf(CodeForbidden, "Service account lacks %s permission", PermAssign)
 	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	ov, err := s.TraceOverview(ctx, tenant, traceID, templateID)
 	if err != nil {
 		return nil, err
