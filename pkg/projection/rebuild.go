@@ -268,6 +268,13 @@ func (pg *PG) buildShadow(ctx context.Context, tenant string, set Set, until int
 // transaction under the projections' locks, setting their checkpoints to
 // the rebuilt position and clearing their failures.
 func (pg *PG) Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, error) {
+	return pg.rebuild(ctx, o, nil)
+}
+
+// rebuild is Rebuild comparing with the live tables as seen by snap (a
+// REPEATABLE READ transaction opened before the build) when snap is given,
+// else with a snapshot taken after the build.
+func (pg *PG) rebuild(ctx context.Context, o RebuildOptions, snap pgx.Tx) (*RebuildReport, error) {
 	set := o.Set
 	if set == 0 {
 		set = SetAll
@@ -315,7 +322,13 @@ func (pg *PG) Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, er
 		rep.EventsPerS = float64(n) / s
 	}
 
-	live, liveTables, err := pg.liveSnapshot(ctx, o.Tenant, set, rep.LiveCursors)
+	var live Digests
+	var liveTables *Tables
+	if snap != nil {
+		live, liveTables, err = readSnapshot(ctx, pg, snap, o.Tenant, set, rep.LiveCursors)
+	} else {
+		live, liveTables, err = pg.liveSnapshot(ctx, o.Tenant, set, rep.LiveCursors)
+	}
 	if err != nil {
 		return rep, err
 	}
@@ -357,15 +370,31 @@ func (pg *PG) Rebuild(ctx context.Context, o RebuildOptions) (*RebuildReport, er
 // liveSnapshot reads the live rows and checkpoints of a tenant in one
 // snapshot.
 func (pg *PG) liveSnapshot(ctx context.Context, tenant string, set Set, cursors map[string]int64) (Digests, *Tables, error) {
-	tx, err := pg.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := pg.beginSnapshot(ctx)
 	if err != nil {
-		return Digests{}, nil, fmt.Errorf("begin live snapshot: %w", err)
+		return Digests{}, nil, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
+	return readSnapshot(ctx, pg, tx, tenant, set, cursors)
+}
+
+func (pg *PG) beginSnapshot(ctx context.Context) (pgx.Tx, error) {
+	tx, err := pg.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin live snapshot: %w", err)
+	}
+	return tx, nil
+}
+
+// readSnapshot reads checkpoints and rows of the live tables in one
+// snapshot transaction.
+func readSnapshot(ctx context.Context, pg *PG, tx pgx.Tx, tenant string, set Set, cursors map[string]int64) (Digests, *Tables, error) {
 	for _, name := range set.names() {
-		if cursors[name], err = pg.Cursor(ctx, tx, tenant, name); err != nil {
+		c, err := pg.Cursor(ctx, tx, tenant, name)
+		if err != nil {
 			return Digests{}, nil, err
 		}
+		cursors[name] = c
 	}
 	t, err := readTables(ctx, tx, tenant, liveTables, set)
 	if err != nil {
@@ -471,9 +500,16 @@ func (pg *PG) Verify(ctx context.Context, tenant string, set Set) (*RebuildRepor
 	if set == 0 {
 		set = SetAll
 	}
+	// The live side is one snapshot taken before building, so workers that
+	// move on meanwhile cannot make the comparison race.
+	snap, err := pg.beginSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Rollback(ctx) //nolint:errcheck
 	cursors := map[string]int64{}
 	for _, name := range set.names() {
-		c, err := pg.Cursor(ctx, pg.pool, tenant, name)
+		c, err := pg.Cursor(ctx, snap, tenant, name)
 		if err != nil {
 			return nil, err
 		}
@@ -484,13 +520,13 @@ func (pg *PG) Verify(ctx context.Context, tenant string, set Set) (*RebuildRepor
 		same = same && cursors[name] == cursors[set.names()[0]]
 	}
 	if same {
-		return pg.Rebuild(ctx, RebuildOptions{Tenant: tenant, Set: set, DryRun: true, Until: cursors[set.names()[0]], HasUntil: true})
+		return pg.rebuild(ctx, RebuildOptions{Tenant: tenant, Set: set, DryRun: true, Until: cursors[set.names()[0]], HasUntil: true}, snap)
 	}
 	// Checkpoints differ: verify each projection at its own position.
 	var merged *RebuildReport
 	for _, name := range set.names() {
 		one, _ := SetOf(name)
-		rep, err := pg.Rebuild(ctx, RebuildOptions{Tenant: tenant, Set: one, DryRun: true, Until: cursors[name], HasUntil: true})
+		rep, err := pg.rebuild(ctx, RebuildOptions{Tenant: tenant, Set: one, DryRun: true, Until: cursors[name], HasUntil: true}, snap)
 		if err != nil {
 			return rep, err
 		}
