@@ -28,9 +28,12 @@ func TestDeadlineRiskOncePerDueDate(t *testing.T) {
 		if err := rt.Tick(ctxT(t)); err != nil {
 			t.Fatal(err)
 		}
+		if n := e.notes("default", wid, "deadline_risk"); n != 1 { // the runtime alone, no read
+			t.Fatalf("at %s after the tick: %d deadline-risk notifications, want 1", at, n)
+		}
 		e.get("default", wid) // reads refresh too
 		if n := e.notes("default", wid, "deadline_risk"); n != 1 {
-			t.Fatalf("at %s: %d deadline-risk notifications, want 1", at, n)
+			t.Fatalf("at %s after a read: %d deadline-risk notifications, want 1", at, n)
 		}
 	}
 	n := e.count(`SELECT count(*) FROM dg_workflow_notifications WHERE dedupe_key = $1`, "deadline_risk:"+wid+":2026-03-02T13:00:00Z")
