@@ -50,4 +50,7 @@ func TestSeedCommand(t *testing.T) {
 	if code, _, _ := runManifestCmd(t, env, "seed", "release-demo", "--at", "yesterday"); code != exitUsage {
 		t.Fatalf("bad --at: exit %d", code)
 	}
+	if code, _, errs := runManifestCmd(t, env, "up", "--seed", "nope"); code != exitUsage || !strings.Contains(errs, "unknown dataset") {
+		t.Fatalf("dg up --seed nope: exit %d %s", code, errs)
+	}
 }
