@@ -321,3 +321,57 @@ func TestSyntheticCatchUpSplits(t *testing.T) {
 		t.Error("synthetic log lacks unicode or control characters in titles")
 	}
 }
+
+// TestPolicyNodeFallbacks: a policy without a version (or without an id)
+// still gets a graph node, as the reference's emission table says; the
+// precedent projection refuses such an event (schema violation). These
+// events cannot pass append validation, so they are built by hand.
+func TestPolicyNodeFallbacks(t *testing.T) {
+	mk := func(seq int64, typ string, payload map[string]any) *event.StoredEvent {
+		h, err := event.PayloadHash(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &event.StoredEvent{Envelope: event.Envelope{EventID: fmt.Sprintf("e%d", seq), TraceID: "t", TraceSeq: seq, EventType: typ,
+			OccurredAt: "2026-01-01T00:00:00Z", Payload: payload}, LogSeq: seq + 1, PayloadHash: h}
+	}
+	noTraces := func(string) ([]event.StoredEvent, error) { return nil, nil }
+	p := projection.NewProjector(projection.SetContextGraph)
+	if _, err := p.Step(mk(0, event.TypeTraceStarted, map[string]any{"workflow": "w", "title": "t"}), noTraces); err != nil {
+		t.Fatal(err)
+	}
+	for seq, c := range []struct {
+		policy map[string]any
+		node   string
+	}{
+		{map[string]any{"policy_id": "p", "policy_version": ""}, "policy:p"},
+		{map[string]any{"policy_id": "p"}, "policy:p"},
+		{map[string]any{"policy_version": "1"}, "policy:unknown:e3"},
+		{map[string]any{"policy_id": nil, "policy_version": "1"}, "policy:unknown:e4"},
+	} {
+		ch, err := p.Step(mk(int64(seq+1), event.TypePolicyEvaluated, map[string]any{"policy": c.policy}), noTraces)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ch.Nodes) == 0 || ch.Nodes[0].NodeID != c.node {
+			t.Errorf("policy %v: nodes %+v, want %s", c.policy, ch.Nodes, c.node)
+		}
+	}
+	pi := projection.NewProjector(projection.SetPrecedentIndex)
+	if _, err := pi.Step(mk(0, event.TypeTraceStarted, map[string]any{"workflow": "w", "title": "t"}), noTraces); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pi.Step(mk(1, event.TypePolicyEvaluated, map[string]any{"policy": map[string]any{"policy_id": "p"}}), noTraces)
+	if code, _ := event.CodeOf(err); code != event.CodeSchemaViolation {
+		t.Errorf("policy without version in the precedent projection: %v, want %s", err, event.CodeSchemaViolation)
+	}
+	// A TraceStarted without primary_entity: no entity node, null summary fields.
+	ps := projection.NewProjector(projection.SetAll)
+	ch, err := ps.Step(mk(0, event.TypeTraceStarted, map[string]any{"workflow": "w", "title": "t"}), noTraces)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch.Nodes) != 2 || len(ch.Edges) != 0 || ch.StartSummary.PrimaryEntityType != nil {
+		t.Errorf("changes %+v", ch)
+	}
+}
