@@ -6,7 +6,6 @@ import (
 	"hash"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/decisiongraph/dg/pkg/event"
 )
@@ -236,10 +235,12 @@ func AppendPrecedentJSON(b []byte, p *Precedent) []byte {
 	return append(b, '}')
 }
 
-// FirstDifference names the first row (in digest order) where two sorted
-// table sets differ for one projection, as "kind key" text, or "" when the
-// rows are equal. It is how verify points at what diverged.
-func FirstDifference(projection string, a, b *Tables) string {
+// FirstDifference names the first row (in digest order) where the live
+// tables differ from the rebuilt ones for one projection, as text giving
+// the kind of row and both digest-JSON rows, or "" when the rows are equal.
+// It is how verify points at what diverged.
+func FirstDifference(projection string, live, rebuilt *Tables) string {
+	a, b := live, rebuilt
 	a.Sort()
 	b.Sort()
 	switch projection {
@@ -274,12 +275,12 @@ func firstDiff(na, nb int, ra, rb func(int) string) string {
 	for i := 0; i < na || i < nb; i++ {
 		switch {
 		case i >= na:
-			return "missing in first: " + rb(i)
+			return "missing from live: " + rb(i)
 		case i >= nb:
-			return "missing in second: " + ra(i)
+			return "not in the rebuild: " + ra(i)
 		}
 		if x, y := ra(i), rb(i); x != y {
-			return strings.TrimSpace("first " + x + " second " + y)
+			return "live " + x + " rebuilt " + y
 		}
 	}
 	return ""

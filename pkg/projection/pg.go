@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/decisiongraph/dg/pkg/store"
@@ -425,5 +424,3 @@ func (pg *PG) recordFailure(ctx context.Context, tenant, name string, se *StepEr
 	}
 	return nil
 }
-
-func nowUTC() time.Time { return time.Now().UTC() }

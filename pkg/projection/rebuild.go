@@ -489,9 +489,6 @@ func (pg *PG) swap(ctx context.Context, tenant string, set Set, head int64, same
 // ErrRebuildLocked means another rebuild or verify of the tenant is running.
 var ErrRebuildLocked = errors.New("another rebuild or verify of this tenant is running; wait for it to finish and retry")
 
-// ErrDiverged is returned by Verify when a rebuilt digest differs.
-var ErrDiverged = errors.New("projection differs from a rebuild of the log")
-
 // Verify rebuilds the selected projections of a tenant in the shadow
 // tables, each up to its live checkpoint, and compares digests without
 // swapping. The report's Differences is empty when derived state equals a
