@@ -49,7 +49,8 @@ TraceFinished) through the store API from each number of concurrent clients.
 It reports events/s and p50/p99 append latency, and in the same run the raw
 baseline: the same rows written by plain pgx INSERTs (one trace of eight rows
 per pgx batch and commit, per client) into a copy of the log table without
-validation, rules, hashing or triggers, and the ratio dg/raw. The scratch
+validation, rules, hashing or triggers, and the ratio dg/raw; raw1 is the
+same with one row per commit (one event in flight per client, as for dg). The scratch
 database is dropped afterwards unless --keep.
 
 The figures depend on durability settings: the report shows fsync and
@@ -93,15 +94,15 @@ synchronous_commit as the server had them.`,
 				rep.Settings["server_version"], rep.Settings["fsync"], rep.Settings["synchronous_commit"], rep.Settings["wal_sync_method"], rep.Settings["full_page_writes"])
 			fmt.Fprintf(a.stdout, "host: %s CPUs, load average %s before, %s after\n", rep.Settings["host_cpus"], rep.Settings["host_load_before"], rep.Settings["host_load_after"])
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "clients\tevents\tdg events/s\tp50 ms\tp99 ms\tevents/commit\traw events/s\traw p50 ms\traw p99 ms\tdg/raw\t")
+			fmt.Fprintln(tw, "clients\tevents\tdg events/s\tp50 ms\tp99 ms\tevents/commit\traw events/s\traw p50 ms\traw p99 ms\tdg/raw\traw1 events/s\tdg/raw1\t")
 			for _, r := range rep.Rows {
 				perCommit := 0.0
 				if r.DG.Commits > 0 {
 					perCommit = float64(r.DG.Events) / float64(r.DG.Commits)
 				}
-				rawCols := "-\t-\t-\t-\t"
-				if r.Raw != nil {
-					rawCols = fmt.Sprintf("%.0f\t%.2f\t%.2f\t%.2f\t", r.Raw.EventsPerSec, r.Raw.P50Ms, r.Raw.P99Ms, r.Ratio)
+				rawCols := "-\t-\t-\t-\t-\t-\t"
+				if r.Raw != nil && r.RawSingle != nil {
+					rawCols = fmt.Sprintf("%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.2f\t", r.Raw.EventsPerSec, r.Raw.P50Ms, r.Raw.P99Ms, r.Ratio, r.RawSingle.EventsPerSec, r.RatioSingle)
 				}
 				fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.2f\t%.2f\t%.1f\t%s\n", r.Clients, r.DG.Events, r.DG.EventsPerSec, r.DG.P50Ms, r.DG.P99Ms, perCommit, rawCols)
 			}

@@ -227,7 +227,7 @@ func storageError(err error) error {
 
 // appendTx is one append transaction: lock, read what the batch's keys need,
 // apply the rules in queue order, insert the accepted events with one
-// statement, move the chain heads, notify, commit. Four round trips in all.
+// statement, move the chain heads, notify, commit: two round trips.
 // It returns one answer per request and the new head (0 if nothing was
 // written).
 func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) (answers []appendAns, head int64, err error) {

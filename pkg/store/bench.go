@@ -91,13 +91,17 @@ type BenchRun struct {
 	FastCommits int64 `json:"fast_commits,omitempty"`
 }
 
-// BenchRow pairs dg with the raw baseline at one client count.
+// BenchRow pairs dg with the raw baselines at one client count.
 type BenchRow struct {
 	Clients int       `json:"clients"`
 	DG      BenchRun  `json:"dg"`
 	Raw     *BenchRun `json:"raw,omitempty"`
 	// Ratio is dg events/s divided by raw events/s.
 	Ratio float64 `json:"ratio_dg_to_raw,omitempty"`
+	// RawSingle is the raw baseline with one row per commit per client,
+	// the same events in flight as dg's clients (one each).
+	RawSingle   *BenchRun `json:"raw_single,omitempty"`
+	RatioSingle float64   `json:"ratio_dg_to_raw_single,omitempty"`
 }
 
 // BenchReport is RunAppendBench's result with the server settings that
@@ -160,13 +164,22 @@ func RunAppendBench(ctx context.Context, pool *pgxpool.Pool, opts BenchOptions) 
 			if opts.Progress != nil {
 				opts.Progress("raw", clients)
 			}
-			raw, err := benchRaw(ctx, pool, work)
+			raw, err := benchRaw(ctx, pool, work, len(BenchTraceTypes))
 			if err != nil {
 				return nil, err
 			}
 			row.Raw = raw
 			if raw.EventsPerSec > 0 {
 				row.Ratio = dg.EventsPerSec / raw.EventsPerSec
+			}
+			single, err := benchRaw(ctx, pool, benchWork(prefix+"s", opts.Events, clients, opts.Tenants), 1)
+			if err != nil {
+				return nil, err
+			}
+			single.Mode = "raw_single"
+			row.RawSingle = single
+			if single.EventsPerSec > 0 {
+				row.RatioSingle = dg.EventsPerSec / single.EventsPerSec
 			}
 		}
 		rep.Rows = append(rep.Rows, row)
@@ -251,8 +264,9 @@ func benchDG(ctx context.Context, s *Store, work [][]benchItem) (*BenchRun, erro
 	return run, nil
 }
 
-// benchRaw writes the same rows with no validation, rules or hashing.
-func benchRaw(ctx context.Context, pool *pgxpool.Pool, work [][]benchItem) (*BenchRun, error) {
+// benchRaw writes the same rows with no validation, rules or hashing, per
+// rows to a pgx batch and commit per client.
+func benchRaw(ctx context.Context, pool *pgxpool.Pool, work [][]benchItem, per int) (*BenchRun, error) {
 	type row struct {
 		args []any
 	}
@@ -281,7 +295,6 @@ func benchRaw(ctx context.Context, pool *pgxpool.Pool, work [][]benchItem) (*Ben
 		recorded_at, producer_id, source_system, source_subsystem, actor_type, actor_id, correlation_id,
 		causation_event_id, idempotency_key, schema_version, tags, payload, payload_hash, event_hash, chain_hash)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::json, $19::json, $20, $21, $22)`
-	per := len(BenchTraceTypes)
 	lat := make([][]time.Duration, len(work))
 	errs := make([]error, len(work))
 	var commits atomic.Int64

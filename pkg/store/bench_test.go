@@ -34,7 +34,8 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportMetric(r.DG.P99Ms, "p99-ms")
 			b.ReportMetric(r.Raw.EventsPerSec, "raw-events/s")
 			b.ReportMetric(r.Ratio, "dg/raw")
-			b.Logf("settings %v; dg %+v; raw %+v", rep.Settings, r.DG, *r.Raw)
+			b.ReportMetric(r.RatioSingle, "dg/raw1")
+			b.Logf("settings %v; dg %+v; raw %+v; raw1 %+v", rep.Settings, r.DG, *r.Raw, *r.RawSingle)
 		})
 	}
 }
