@@ -179,3 +179,35 @@ func TestProjectionsStatusShowsPoison(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectionsRebuildLocked: a second rebuild of a tenant exits 4.
+func TestProjectionsRebuildLocked(t *testing.T) {
+	url := seedGolden(t, "support")
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	// Hold the lock a running rebuild of tenant default would hold.
+	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_lock(x'64670001'::int, hashtext('default:shadow'))`); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runProjDG(t, url, "projections", "rebuild", "--tenant", "default")
+	if code != exitLocked || !strings.Contains(errs, "another rebuild") {
+		t.Errorf("rebuild while locked: exit %d, stderr %q", code, errs)
+	}
+	if code, _, _ := runProjDG(t, url, "projections", "verify", "--tenant", "default"); code != exitLocked {
+		t.Errorf("verify while locked: exit %d", code)
+	}
+	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock_all()`); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runProjDG(t, url, "projections", "rebuild", "--tenant", "default"); code != 0 {
+		t.Errorf("rebuild after the lock was released: exit %d: %s", code, errs)
+	}
+}
