@@ -74,6 +74,17 @@ func (d *consoleData) defaultTenant(ctx context.Context, tenants []string) strin
 	return tenants[0]
 }
 
+// traceFinished reports whether a trace has its TraceFinished event.
+func (d *consoleData) traceFinished(ctx context.Context, tenant, traceID string) (bool, error) {
+	if err := d.ready(); err != nil {
+		return false, err
+	}
+	var done bool
+	err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dg_event_log WHERE tenant_id = $1 AND trace_id = $2
+		AND event_type = 'TraceFinished')`, tenant, traceID).Scan(&done)
+	return done, err
+}
+
 // tenantCounts are the tenant status numbers.
 type tenantCounts struct {
 	Events       int64

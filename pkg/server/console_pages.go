@@ -254,8 +254,11 @@ type workflowBody struct {
 	Options    []actionOption
 	Phrase     string
 	CanAct     bool
-	Metadata   string
-	Now        time.Time
+	// TraceFinished: the trace has its TraceFinished, so decisions
+	// (which append to it) are not offered.
+	TraceFinished bool
+	Metadata      string
+	Now           time.Time
 }
 
 func (c *console) workflowPage(r *http.Request, v *viewer) (string, any, int) {
@@ -278,8 +281,14 @@ func (c *console) workflowPage(r *http.Request, v *viewer) (string, any, int) {
 		det := b.Detail.Data.(*workflow.Detail)
 		b.Now = det.Now
 		b.Metadata = prettyJSON(det.Item.Metadata)
+		// Decisions append an ApprovalRecorded to the trace, which a
+		// finished trace refuses: do not offer them there.
+		b.TraceFinished, _ = c.data.traceFinished(ctx, t, det.Item.TraceID)
 		if v.Account.HasAnyRole(auth.RoleWriter, auth.RoleAdmin) {
 			for _, a := range workflow.Actions {
+				if b.TraceFinished && (a == workflow.ActApprove || a == workflow.ActReject || a == workflow.ActOverride) {
+					continue
+				}
 				if !v.can(workflow.ActionPermission[a]) {
 					continue
 				}

@@ -148,6 +148,17 @@ func TestConsoleLiveStream(t *testing.T) {
 	}
 }
 
+func TestFinishedTraceOffersNoDecisions(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t, consoleOpts{seeded: true})
+	b := e.browser(t)
+	b.signIn("dev-admin-token")
+	_, body, _ := b.get("/console/workflows/" + url.PathEscape(seed.IncidentWorkflow) + "?tenant=release-demo")
+	if !strings.Contains(body, `id="finished-note"`) || strings.Contains(body, `value="approve"`) || !strings.Contains(body, `value="comment"`) {
+		t.Fatalf("incident review of a finished trace:\n%s", body)
+	}
+}
+
 func TestConsoleRequiresSignIn(t *testing.T) {
 	t.Parallel()
 	e := newConsoleEnv(t, consoleOpts{})
