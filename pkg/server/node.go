@@ -86,7 +86,7 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 		Env:            m.Server.Env,
 		RequestTimeout: m.Server.RequestTimeout,
 		Readiness:      n.readiness(),
-		HealthDetails:  withAuthHealth(n.healthDetails(), accounts),
+		HealthDetails:  n.withWorkflowHealth(withAuthHealth(n.healthDetails(), accounts)),
 		Logger:         log,
 		API:            n.withWorkflows(n.apiConfig(ctx, accounts)),
 		Console:        n.consoleConfig(accounts),

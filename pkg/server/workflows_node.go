@@ -56,3 +56,12 @@ func (n *node) withWorkflows(cfg *APIConfig) *APIConfig {
 	cfg.Workflows = n.workflows
 	return cfg
 }
+
+// withWorkflowHealth adds the workflows section (runtime settings,
+// tenants, webhook outbox by state) to the healthz details.
+func (n *node) withWorkflowHealth(details map[string]func(context.Context) (any, error)) map[string]func(context.Context) (any, error) {
+	if n.workflows != nil {
+		details["workflows"] = func(ctx context.Context) (any, error) { return n.workflows.Health(ctx) }
+	}
+	return details
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,8 +53,9 @@ func TestRunNodeEscalatesWithoutReads(t *testing.T) {
 	go func() {
 		done <- server.RunNode(ctx, m, server.NodeOptions{LookupEnv: noEnv, OnReady: func(a net.Addr) { ready <- a }})
 	}()
+	var addr net.Addr
 	select {
-	case <-ready:
+	case addr = <-ready:
 	case err := <-done:
 		t.Fatalf("RunNode: %v", err)
 	case <-time.After(60 * time.Second):
@@ -94,6 +96,16 @@ func TestRunNodeEscalatesWithoutReads(t *testing.T) {
 			t.Fatalf("after 30s: status %q, %d signed escalation webhooks", status, n)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// healthz reports the runtime and the outbox.
+	resp, err := http.Get("http://" + addr.String() + "/api/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"workflows"`) || !strings.Contains(string(body), `"delivered":1`) {
+		t.Errorf("healthz has no workflows section with the delivery: %s", body)
 	}
 	cancel()
 	select {

@@ -245,3 +245,26 @@ func (s *Service) Deliveries(ctx context.Context, tenant string) ([]DeliveryStat
 		return d, err
 	})
 }
+
+// Health is the workflow section of /api/healthz: the runtime's settings,
+// the tenants it has imported, and the webhook outbox by state.
+func (s *Service) Health(ctx context.Context) (map[string]any, error) {
+	var tenants, oldest int64
+	var pending, failed, delivered int64
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM dg_workflow_runtime),
+		coalesce((SELECT extract(epoch FROM $1 - min(updated_at))::bigint FROM dg_workflow_runtime), 0),
+		(SELECT count(*) FROM dg_workflow_deliveries WHERE status = 'pending'),
+		(SELECT count(*) FROM dg_workflow_deliveries WHERE status = 'failed'),
+		(SELECT count(*) FROM dg_workflow_deliveries WHERE status = 'delivered')`, s.now()).Scan(&tenants, &oldest, &pending, &failed, &delivered)
+	if err != nil {
+		return nil, fmt.Errorf("workflow health: %w", err)
+	}
+	return map[string]any{
+		"sla_sweep_interval":         s.cfg.SweepInterval.String(),
+		"webhooks":                   len(s.cfg.Webhooks),
+		"tenants":                    tenants,
+		"oldest_refresh_age_seconds": oldest,
+		"deliveries":                 map[string]any{"pending": pending, "failed": failed, "delivered": delivered},
+	}, nil
+}
