@@ -98,6 +98,7 @@ const wakeGather = 50 * time.Millisecond
 // Tick runs one round: take (or keep) the lock of every tenant with
 // workflow work and refresh the tenants this runtime leads.
 func (r *Runtime) Tick(ctx context.Context) error {
+	r.checkLocks(ctx)
 	tenants, err := r.tenants(ctx)
 	if err != nil {
 		return r.fail(err)
@@ -144,6 +145,22 @@ func (r *Runtime) fail(err error) error {
 	return err
 }
 
+// checkLocks forgets the locks when their connection broke (Postgres
+// released them with the session), so this runtime competes for them again.
+func (r *Runtime) checkLocks(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn == nil {
+		return
+	}
+	if err := r.conn.Ping(ctx); err != nil {
+		r.svc.lg.Warn("workflow runtime lost its lock connection; competing for the tenants again", "err", err)
+		_ = r.conn.Conn().Close(context.Background())
+		r.conn.Release()
+		r.conn, r.held = nil, map[string]bool{}
+	}
+}
+
 // tenants with events or workflow state.
 func (r *Runtime) tenants(ctx context.Context) ([]string, error) {
 	rows, err := r.pool.Query(ctx, `SELECT tenant_id FROM dg_chain_heads UNION SELECT tenant_id FROM dg_workflow_runtime`)
@@ -161,13 +178,6 @@ func (r *Runtime) tenants(ctx context.Context) ([]string, error) {
 func (r *Runtime) lead(ctx context.Context, tenant string) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.conn != nil {
-		// A broken lock connection means the locks are gone.
-		if err := r.conn.Ping(ctx); err != nil {
-			r.conn.Release()
-			r.conn, r.held = nil, map[string]bool{}
-		}
-	}
 	if r.held[tenant] {
 		return true, nil
 	}

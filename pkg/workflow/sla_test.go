@@ -297,3 +297,33 @@ func TestRuntimeImportsOnCommit(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// When the leader's lock session dies (its backend is terminated, as when
+// a process or its connection dies), the lock is released, another
+// runtime takes the tenant, and the old leader notices and stands down.
+func TestLeaderSessionLossHandsOver(t *testing.T) {
+	pool := pgtest.New(t)
+	c := newClock(t0)
+	e := newEnvOn(t, pool, workflow.Config{}, c)
+	e.openException("default", "tr-1")
+	a := workflow.NewRuntime(e.svc, nil)
+	t.Cleanup(a.Close)
+	b := workflow.NewRuntime(workflow.New(pool, e.st, workflow.Config{Now: c.Now}, workflow.Options{}), nil)
+	t.Cleanup(b.Close)
+	if err := a.Tick(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1`, int64(0x64677766)); n != 1 {
+		t.Fatalf("terminated %d lock sessions", n)
+	}
+	if err := b.Tick(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, lb := b.Stats(); len(lb) != 1 {
+		t.Fatalf("b did not take over: %v", lb)
+	}
+	_ = a.Tick(ctxT(t))
+	if _, la := a.Stats(); len(la) != 0 {
+		t.Errorf("a still believes it leads %v", la)
+	}
+}
