@@ -40,8 +40,10 @@ func (a *api) handleAppendEvent(w http.ResponseWriter, r *http.Request, p *Princ
 		return
 	}
 	raw, err := event.EncodeStoredEvent(res.Event)
-	if err != nil {
-		a.writeFailure(w, r, fmt.Errorf("encode stored event: %w", err))
+	if err != nil { // stored, but not renderable: a bug, not a storage failure
+		a.s.log.ErrorContext(r.Context(), "encode stored event", append(logAttrs(r), "event_id", res.Event.EventID, "err", err)...)
+		a.s.writeError(w, r, http.StatusInternalServerError, "internal_error",
+			fmt.Sprintf("event %s was stored (log_seq %d) but could not be rendered: %v", res.Event.EventID, res.Event.LogSeq, err), nil)
 		return
 	}
 	synced := false

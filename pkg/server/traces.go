@@ -49,7 +49,9 @@ func (a *api) handleGetTrace(w http.ResponseWriter, r *http.Request, p *Principa
 		for _, ev := range evs {
 			raw, err := event.EncodeStoredEvent(ev)
 			if err != nil {
-				a.writeFailure(w, r, fmt.Errorf("encode event %s: %w", ev.EventID, err))
+				a.s.log.ErrorContext(r.Context(), "encode stored event", append(logAttrs(r), "event_id", ev.EventID, "err", err)...)
+				a.s.writeError(w, r, http.StatusInternalServerError, "internal_error",
+					fmt.Sprintf("event %s of the trace could not be rendered: %v", ev.EventID, err), nil)
 				return
 			}
 			out = append(out, raw)
