@@ -251,4 +251,22 @@ func TestConsoleReaderInBrowser(t *testing.T) {
 	if forms != 0 || !strings.Contains(text, "Workflow actions are not available to dev-reader") {
 		t.Fatalf("reader sees %d action forms; page: %q", forms, text)
 	}
+
+	// Live events: an event appended while the page is open appears at the
+	// top through the server-sent events stream.
+	b.open("/console/live?tenant=release-demo", "#live-events")
+	b.do(chromedp.WaitVisible(chromedp.CSS("#live-status")))
+	for evalJS[string](b, `document.getElementById('live-status').textContent`) == "Connecting to the live stream…" {
+		b.do(chromedp.Sleep(100 * time.Millisecond))
+	}
+	env := seed.Envelopes(time.Now())[0]
+	env.TraceID, env.EventID, env.IdempotencyKey = "trace-browser-live", "browser-live-0", "browser-live-0"
+	if _, err := e.store.Append(context.Background(), "release-demo", env); err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.WaitVisible(chromedp.CSS("#live-events li.new")))
+	if top := b.text("#live-events li.new"); !strings.Contains(top, "trace-browser-live") || !strings.Contains(top, "TraceStarted") {
+		t.Fatalf("live event: %q", top)
+	}
+	b.shot("31-live-new-event")
 }
