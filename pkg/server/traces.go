@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/projection"
 	"github.com/decisiongraph/dg/pkg/store"
 )
 
@@ -32,6 +34,7 @@ func (a *api) handleGetTrace(w http.ResponseWriter, r *http.Request, p *Principa
 		summary = s
 	}
 	var out []json.RawMessage
+	var evs0 []*event.StoredEvent // the first page (starts with TraceStarted)
 	since := int64(-1)
 	for {
 		evs, err := a.cfg.Log.TraceEvents(r.Context(), p.Tenant, traceID, since, store.MaxQueryLimit)
@@ -45,6 +48,9 @@ func (a *api) handleGetTrace(w http.ResponseWriter, r *http.Request, p *Principa
 		if err != nil {
 			a.writeFailure(w, r, err)
 			return
+		}
+		if evs0 == nil {
+			evs0 = evs
 		}
 		for _, ev := range evs {
 			raw, err := event.EncodeStoredEvent(ev)
@@ -61,5 +67,44 @@ func (a *api) handleGetTrace(w http.ResponseWriter, r *http.Request, p *Principa
 		}
 		since = evs[len(evs)-1].TraceSeq
 	}
+	if m, ok := summary.(map[string]any); ok && m["primary_entity_system"] == nil && len(evs0) > 0 {
+		// The summary table has no entity system; the TraceStarted event has it.
+		if pe, ok := evs0[0].Payload["primary_entity"].(map[string]any); ok {
+			if sys, ok := pe["system"].(string); ok {
+				m["primary_entity_system"] = sys
+			}
+		}
+	}
 	a.s.writeData(w, r, http.StatusOK, traceResponse{Events: out, Summary: summary})
+}
+
+// TraceSummaryFrom adapts the projections' trace-summary query to
+// APIConfig.TraceSummary, in the TraceSummary shape of HTTP spec §10.2
+// (primary_entity_system is filled in from the trace's TraceStarted event).
+// The query answers 409 projection_out_of_date while trace_summary is
+// behind the tenant's log, so set it only on a node whose projection
+// runtime runs.
+func TraceSummaryFrom(pg *projection.PG) func(ctx context.Context, tenant, traceID string) (any, error) {
+	return func(ctx context.Context, tenant, traceID string) (any, error) {
+		s, err := pg.TraceSummary(ctx, tenant, traceID)
+		if err != nil {
+			if code, ok := event.CodeOf(err); ok && code == event.CodeNotFound {
+				return nil, &event.Error{Code: event.CodeNotFound, Message: "Trace not found: " + traceID, Details: map[string]any{"trace_id": traceID}}
+			}
+			return nil, err
+		}
+		return map[string]any{
+			"trace_id":              s.TraceID,
+			"workflow":              s.Workflow,
+			"title":                 s.Title,
+			"primary_entity_type":   s.PrimaryEntityType,
+			"primary_entity_system": nil,
+			"primary_entity_id":     s.PrimaryEntityID,
+			"started_at":            s.StartedAt,
+			"finished_at":           s.FinishedAt,
+			"outcome":               s.Outcome,
+			"event_count":           s.EventCount,
+			"last_log_seq":          s.LastLogSeq,
+		}, nil
+	}
 }
