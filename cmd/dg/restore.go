@@ -60,6 +60,9 @@ lacks. Exit 1 when the target is not empty or the restored data fails a check.`,
 				if rep.Verify != nil {
 					fmt.Fprintf(a.stdout, "event log: %d events in %d tenants verified in %s\n", rep.Verify.Events, len(rep.Verify.Tenants), durMS(rep.VerifyMS))
 				}
+				for _, n := range rep.Notes {
+					fmt.Fprintf(a.stdout, "note: %s\n", n)
+				}
 				for _, p := range rep.Problems {
 					fmt.Fprintf(a.stdout, "PROBLEM: %s\n", p)
 				}

@@ -53,6 +53,8 @@ type RestoreReport struct {
 	Verify        *store.VerifyReport `json:"verify"`
 	OK            bool                `json:"ok"`
 	Problems      []string            `json:"problems"`
+	// Notes are facts worth knowing that are not problems.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Restore verifies a backup's checksum, restores it into the target
@@ -105,8 +107,8 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*RestoreReport, error) {
 	rep.SchemaOK = !mig.Newer && mig.Current == m.State.SchemaVersion
 	for _, ms := range mig.Migrations {
 		if ms.ChecksumMismatch {
-			rep.SchemaOK = false
-			rep.Problems = append(rep.Problems, fmt.Sprintf("migration %04d_%s differs from the one this dg embeds", ms.Version, ms.Name))
+			// As for dg up: a note about which build made the schema.
+			rep.Notes = append(rep.Notes, fmt.Sprintf("migration %04d_%s was applied from a file that differs from this dg's", ms.Version, ms.Name))
 		}
 	}
 	if mig.Newer {
