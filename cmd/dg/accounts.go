@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -113,8 +114,12 @@ cannot be used to call the API.`,
 				fmt.Fprintf(tw, "  %s\t%s\t%s\n", ia.AccountID, strings.Join(ia.Roles, ","), ia.Token)
 			}
 			_ = tw.Flush()
+			abs, err := filepath.Abs(res.Path)
+			if err != nil {
+				abs = res.Path
+			}
 			fmt.Fprintf(w, "\nPoint dg at the file (or set accounts.file in the manifest):\n  export %s=%s\n  export %s=%s\n",
-				auth.EnvAccountsFile, res.Path, auth.EnvOperatorAccountID, res.OperatorAccountID)
+				auth.EnvAccountsFile, abs, auth.EnvOperatorAccountID, res.OperatorAccountID)
 			return nil
 		},
 	}
