@@ -339,6 +339,7 @@ var consoleFuncs = template.FuncMap{
 	},
 	"tone":   statusTone,
 	"urlq":   url.QueryEscape,
+	"minus":  func(a, b int64) int64 { return a - b },
 	"pretty": prettyJSON,
 	"formid": randomNonce,
 	"icard":  newItemCard,

@@ -340,6 +340,7 @@ func (c *console) studioPage(r *http.Request, v *viewer) (string, any, int) {
 }
 
 type projectionsBody struct {
+	Alignment   []alignment
 	Health      section // *health
 	Runs        section // []run
 	Failures    section // []failure
@@ -360,7 +361,49 @@ func (c *console) projectionsPage(r *http.Request, v *viewer) (string, any, int)
 		b.Failures = load(ctx, func(ctx context.Context) ([]failure, error) { return c.data.failures(ctx, t) },
 			func(l []failure) bool { return len(l) == 0 })
 	})
+	if b.Health.Ready() && !b.Runs.Unavailable() {
+		var runs []run
+		if b.Runs.Ready() {
+			runs = b.Runs.Data.([]run)
+		}
+		b.Alignment = alignments(b.Health.Data.(*health), runs)
+	}
 	return "Projections", b, http.StatusOK
+}
+
+// alignment compares a projection's digest with its last completed run
+// (C.4): "no completed replay", "aligned" (the run ended where the digest
+// was taken), "newer than last replay" (the digest covers later events)
+// or "needs review" (the run claims events the digest does not cover).
+type alignment struct {
+	Projection   string
+	DigestLogSeq int64
+	RunLogSeq    int64
+	State        string
+}
+
+func alignments(h *health, runs []run) []alignment {
+	var out []alignment
+	for _, r := range h.Rows {
+		a := alignment{Projection: r.Projection, DigestLogSeq: r.DigestLogSeq, State: "no completed replay"}
+		for _, x := range runs { // newest first
+			if x.Status != "completed" || x.Projection != r.Projection {
+				continue
+			}
+			a.RunLogSeq = x.LastLogSeq
+			switch {
+			case x.LastLogSeq == r.DigestLogSeq:
+				a.State = "aligned"
+			case x.LastLogSeq < r.DigestLogSeq:
+				a.State = "newer than last replay"
+			default:
+				a.State = "needs review"
+			}
+			break
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 type liveBody struct {

@@ -20,7 +20,7 @@ var consolePages = []struct {
 	seeded, empty, failing []string
 }{
 	{"overview", "/console?tenant=release-demo",
-		[]string{"Workflow SLA risk detected", "2 overdue review(s)", "Review deadline approaching", "Live renewal exception review for Acme Platform", "Projection health"},
+		[]string{"Workflow SLA risk detected", "2 overdue review(s)", "Last event recorded", "Review deadline approaching", "Live renewal exception review for Acme Platform", "Projection health"},
 		[]string{"No open reviews in this tenant.", "No traces yet."},
 		[]string{"Unavailable."}},
 	{"traces", "/console/traces?tenant=release-demo",
@@ -44,7 +44,7 @@ var consolePages = []struct {
 		[]string{"incident_triage", "Start trace review", "Studio view of " + seed.IncidentTrace},
 		[]string{"Unavailable."}, []string{"Unavailable."}},
 	{"projections", "/console/projections?tenant=release-demo",
-		[]string{"context_graph", "trace_summary", "precedent_index", `id="full-digest">sha256:`, "Run replay", "No open projection failures."},
+		[]string{"context_graph", "trace_summary", "precedent_index", `id="full-digest">sha256:`, "Run replay", "No open projection failures.", "trace_summary: no completed replay"},
 		[]string{"No projection state for this tenant yet.", "No replay runs recorded."}, []string{"Unavailable."}},
 	{"live", "/console/live?tenant=release-demo",
 		[]string{"seq 25", "ExceptionRequested", `data-stream="/console/live/stream?tenant=release-demo`},
