@@ -130,13 +130,14 @@ func live(batch []*appendReq) []*appendReq {
 // answer replies to every request of a committed batch and wakes
 // subscribers.
 func (s *Store) answer(lb *loaded) {
-	for i, r := range lb.reqs {
-		r.done <- lb.answers[i]
-	}
+	// Signal first: when Append returns, subscribers already know.
 	if len(lb.fresh) > 0 {
 		s.commits.Add(1)
 		s.appended.Add(int64(len(lb.fresh)))
 		s.publish(lb.ix.head)
+	}
+	for i, r := range lb.reqs {
+		r.done <- lb.answers[i]
 	}
 }
 
@@ -209,11 +210,11 @@ func (s *Store) commitBatch(batch []*appendReq) {
 		batch[0].done <- appendAns{err: storageError(err)}
 		return
 	}
-	for i, r := range batch {
-		r.done <- answers[i]
-	}
 	if head > 0 {
 		s.publish(head)
+	}
+	for i, r := range batch {
+		r.done <- answers[i]
 	}
 }
 

@@ -316,14 +316,15 @@ func TestSubscribeSeesHead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Coalescing: the channel holds the newest head.
+	// Heads are published before Append returns, and coalesce: the channel
+	// holds the newest head.
 	select {
 	case h := <-ch:
 		if h != 3 {
 			t.Fatalf("subscriber got head %d, want 3", h)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no head delivered")
+	default:
+		t.Fatal("no head delivered by the time Append returned")
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer wcancel()
