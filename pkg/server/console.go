@@ -89,6 +89,7 @@ func registerConsole(s *Server, cfg *ConsoleConfig) *console {
 	rt.handle(http.MethodPost, "/console/signin/dev", c.devSignIn)
 	rt.handle(http.MethodPost, "/console/signout", c.post(c.signOut))
 	rt.handle(http.MethodGet, "/console", c.page("overview", c.overviewPage))
+	rt.handle(http.MethodGet, "/console/find", c.find)
 	rt.handle(http.MethodGet, "/console/traces", c.page("traces", c.tracesPage))
 	rt.handle(http.MethodGet, "/console/traces/{trace_id}", c.pageT("traces", "trace", c.tracePage))
 	rt.handle(http.MethodGet, "/console/workflows", c.page("workflows", c.workflowsPage))

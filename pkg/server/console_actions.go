@@ -112,6 +112,21 @@ func (c *console) signOut(w http.ResponseWriter, r *http.Request, v *viewer) str
 	return "/console/signin"
 }
 
+// find opens a trace or a workflow item by id (workflow ids are
+// "<trace>:<subject type>:<subject>", trace ids have no such suffix).
+func (c *console) find(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	t := r.URL.Query().Get("tenant")
+	switch {
+	case q == "":
+		http.Redirect(w, r, tenantURL("/console/traces", t), http.StatusSeeOther)
+	case strings.Contains(q, ":exception:") || strings.Contains(q, ":trace_review:") || strings.Contains(q, ":override:"):
+		http.Redirect(w, r, tenantURL("/console/workflows/"+url.PathEscape(q), t), http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, tenantURL("/console/traces/"+url.PathEscape(q), t), http.StatusSeeOther)
+	}
+}
+
 // back is the page to return to after a form, with a flash message.
 func back(path, tenant, key, msg string) string {
 	return tenantURL(path, tenant) + "&" + key + "=" + url.QueryEscape(msg)

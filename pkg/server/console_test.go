@@ -159,6 +159,22 @@ func TestFinishedTraceOffersNoDecisions(t *testing.T) {
 	}
 }
 
+func TestConsoleFind(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t, consoleOpts{})
+	b := e.browser(t)
+	for q, want := range map[string]string{
+		seed.LiveTrace:    "/console/traces/" + seed.LiveTrace + "?tenant=release-demo",
+		seed.LiveWorkflow: "/console/workflows/" + url.PathEscape(seed.LiveWorkflow) + "?tenant=release-demo",
+		"":                "/console/traces?tenant=release-demo",
+	} {
+		code, _, h := b.get("/console/find?tenant=release-demo&q=" + url.QueryEscape(q))
+		if code != http.StatusSeeOther || h.Get("Location") != want {
+			t.Errorf("find %q: %d %s, want %s", q, code, h.Get("Location"), want)
+		}
+	}
+}
+
 func TestConsoleRequiresSignIn(t *testing.T) {
 	t.Parallel()
 	e := newConsoleEnv(t, consoleOpts{})
