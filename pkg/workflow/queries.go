@@ -111,10 +111,25 @@ func (in *Inbox) JSON() map[string]any {
 // List refreshes the tenant and returns the inbox: overdue open items
 // first, then priority urgent > high > normal > other, then requested_at
 // and workflow_id ascending.
+//
+// The common case is one round trip: the refresh pre-check, the page and
+// the summary go in one batch; only when the pre-check finds work does
+// List refresh and read again.
 func (s *Service) List(ctx context.Context, tenant string, f Filter) (*Inbox, error) {
+	in, busy, err := s.list(ctx, tenant, f, true)
+	if err != nil || !busy {
+		return in, err
+	}
 	if _, err := s.Refresh(ctx, tenant); err != nil {
 		return nil, err
 	}
+	in, _, err = s.list(ctx, tenant, f, false)
+	return in, err
+}
+
+// list reads the inbox; with check it also runs the refresh pre-check in
+// the same batch and reports busy (the page is then stale and discarded).
+func (s *Service) list(ctx context.Context, tenant string, f Filter, check bool) (*Inbox, bool, error) {
 	now := s.now()
 	if f.Limit <= 0 {
 		f.Limit = DefaultLimit
@@ -164,28 +179,39 @@ func (s *Service) List(ctx context.Context, tenant string, f Filter) (*Inbox, er
 			ORDER BY ` + order + ` LIMIT ` + lim + `)`
 	}
 	sql += `) AS u ORDER BY od DESC, ` + order + ` LIMIT ` + lim
-	// One round trip: the page and the tenant summary.
 	b := &pgx.Batch{}
+	if check {
+		b.Queue(pendingSQL, s.pendingArgs(tenant, now)...)
+	}
 	b.Queue(sql, args...)
 	b.Queue(summarySQL, tenant, now)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
+	if check {
+		var busy bool
+		if err := br.QueryRow().Scan(&busy); err != nil {
+			return nil, false, fmt.Errorf("check workflow runtime of tenant %s: %w", tenant, err)
+		}
+		if busy {
+			return nil, true, nil
+		}
+	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("list workflows of tenant %s: %w", tenant, err)
+		return nil, false, fmt.Errorf("list workflows of tenant %s: %w", tenant, err)
 	}
 	items, err := collectItems(rows)
 	if err != nil {
-		return nil, fmt.Errorf("list workflows of tenant %s: %w", tenant, err)
+		return nil, false, fmt.Errorf("list workflows of tenant %s: %w", tenant, err)
 	}
 	sum, err := scanSummary(br.QueryRow(), tenant)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if items == nil {
 		items = []*Item{}
 	}
-	return &Inbox{Filters: f, Items: items, Summary: *sum, Now: now}, nil
+	return &Inbox{Filters: f, Items: items, Summary: *sum, Now: now}, false, nil
 }
 
 const summarySQL = `SELECT

@@ -115,10 +115,10 @@ func (s *Service) Refresh(ctx context.Context, tenant string) (*RefreshResult, e
 	return res, nil
 }
 
-// pending is the unlocked pre-check of Refresh.
-func (s *Service) pending(ctx context.Context, tenant string, now time.Time) (bool, error) {
-	var busy bool
-	err := s.pool.QueryRow(ctx, `SELECT
+// pendingSQL is the unlocked pre-check of Refresh: is there a managed
+// event after the cursor, an item to escalate, or one entering its
+// deadline-risk window? Arguments: tenant, managed types, now, now+warning.
+const pendingSQL = `SELECT
 		EXISTS (SELECT 1 FROM dg_event_log e WHERE e.tenant_id = $1 AND e.event_type = ANY($2)
 			AND e.log_seq > coalesce((SELECT last_log_seq FROM dg_workflow_runtime WHERE tenant_id = $1), 0))
 		OR EXISTS (SELECT 1 FROM dg_workflow_items WHERE tenant_id = $1
@@ -126,9 +126,16 @@ func (s *Service) pending(ctx context.Context, tenant string, now time.Time) (bo
 			AND (status <> 'in_review' OR coalesce((metadata->>'escalation_count')::int, 0) = 0))
 		OR EXISTS (SELECT 1 FROM dg_workflow_items WHERE tenant_id = $1
 			AND status IN ('requested', 'in_review', 'changes_requested', 'escalated') AND sla_due_at IS NOT NULL
-			AND sla_due_at > $3 AND sla_due_at <= $4 AND deadline_risk_for IS DISTINCT FROM sla_due_at)`,
-		tenant, ManagedTypes, now, now.Add(s.cfg.DeadlineRiskWarning)).Scan(&busy)
-	if err != nil {
+			AND sla_due_at > $3 AND sla_due_at <= $4 AND deadline_risk_for IS DISTINCT FROM sla_due_at)`
+
+func (s *Service) pendingArgs(tenant string, now time.Time) []any {
+	return []any{tenant, ManagedTypes, now, now.Add(s.cfg.DeadlineRiskWarning)}
+}
+
+// pending runs the pre-check of Refresh.
+func (s *Service) pending(ctx context.Context, tenant string, now time.Time) (bool, error) {
+	var busy bool
+	if err := s.pool.QueryRow(ctx, pendingSQL, s.pendingArgs(tenant, now)...).Scan(&busy); err != nil {
 		return false, fmt.Errorf("check workflow runtime of tenant %s: %w", tenant, err)
 	}
 	return busy, nil
