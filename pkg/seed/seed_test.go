@@ -88,6 +88,16 @@ func TestSeedReleaseDemoCounts(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM dg_workflow_items WHERE tenant_id = 'release-demo' AND workflow_id <> $1`, seed.AtRiskWorkflow); n != 4 {
 		t.Fatalf("reference workflow items = %d, want 4", n)
 	}
+	if n := count(t, pool, `SELECT count(*) FROM dg_workflow_notifications WHERE tenant_id = 'release-demo' AND workflow_id <> $1`, seed.AtRiskWorkflow); n != 8 {
+		t.Fatalf("notifications of the reference items = %d, want 8", n)
+	}
+	// By category: assignments for all four, approvals for the two closed
+	// ones, escalations for the two overdue ones.
+	for cat, want := range map[string]int64{"assignment": 5, "approval": 2, "escalation": 2, "deadline_risk": 1} {
+		if n := count(t, pool, `SELECT count(*) FROM dg_workflow_notifications WHERE tenant_id = 'release-demo' AND category = $1`, cat); n != want {
+			t.Fatalf("%s notifications = %d, want %d", cat, n, want)
+		}
+	}
 	for _, p := range rep.Projections {
 		if p.Pending != 0 || p.LastLogSeq != seed.TotalEvents || p.Processed != seed.TotalEvents {
 			t.Fatalf("projection %+v not current", p)
