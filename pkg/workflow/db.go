@@ -91,50 +91,71 @@ var itemColumns = []itemColumn{
 	{"deadline_risk_for", "timestamptz", func(i *Item) any { return tp(i.deadlineRiskFor) }},
 }
 
+// mutableColumns are the columns sweeps and manual actions change; the
+// other columns of an item are set by imports only.
+var mutableColumns = map[string]bool{
+	"status": true, "assigned_account_id": true, "assigned_role": true, "resolved_at": true,
+	"last_action_type": true, "last_action_at": true, "current_reason": true, "updated_at": true,
+	"metadata": true, "deadline_risk_for": true,
+}
+
 var itemSelect, itemUpsertSQL, itemUpdateSQL = buildItemSQL()
 
-func buildItemSQL() (string, string, string) {
-	var sel, names, params, sets []string
-	for n, c := range itemColumns {
+func buildItemSQL() (sel, upsert, update string) {
+	// arrays of cols as unnest parameters, aliased c0..cN.
+	unnest := func(cols []itemColumn) (params, aliases, casts []string) {
+		for n, c := range cols {
+			typ := c.typ
+			if typ == "jsonb" {
+				typ = "text"
+			}
+			params = append(params, fmt.Sprintf("$%d::%s[]", n+1, typ))
+			aliases = append(aliases, fmt.Sprintf("c%d", n))
+			cast := fmt.Sprintf("u.c%d", n)
+			if c.typ == "jsonb" {
+				cast += "::jsonb"
+			}
+			casts = append(casts, cast)
+		}
+		return params, aliases, casts
+	}
+	var sels, names, sets []string
+	for _, c := range itemColumns {
 		names = append(names, c.name)
-		switch c.typ {
-		case "jsonb":
-			sel = append(sel, c.name+"::text")
-			params = append(params, fmt.Sprintf("$%d::text[]", n+1))
-		default:
-			sel = append(sel, c.name)
-			params = append(params, fmt.Sprintf("$%d::%s[]", n+1, c.typ))
+		if c.typ == "jsonb" {
+			sels = append(sels, c.name+"::text")
+		} else {
+			sels = append(sels, c.name)
 		}
 		if c.name != "tenant_id" && c.name != "workflow_id" {
 			sets = append(sets, c.name+" = EXCLUDED."+c.name)
 		}
 	}
-	var casts []string
-	for n, c := range itemColumns {
-		col := fmt.Sprintf("u.c%d", n)
-		if c.typ == "jsonb" {
-			col += "::jsonb"
-		}
-		casts = append(casts, col)
-	}
-	var aliases []string
-	for n := range itemColumns {
-		aliases = append(aliases, fmt.Sprintf("c%d", n))
-	}
-	upsert := "INSERT INTO dg_workflow_items (" + strings.Join(names, ", ") + ")\n SELECT " + strings.Join(casts, ", ") +
+	params, aliases, casts := unnest(itemColumns)
+	upsert = "INSERT INTO dg_workflow_items (" + strings.Join(names, ", ") + ")\n SELECT " + strings.Join(casts, ", ") +
 		"\n FROM unnest(" + strings.Join(params, ", ") + ") AS u(" + strings.Join(aliases, ", ") + ")" +
 		"\n ON CONFLICT (tenant_id, workflow_id) DO UPDATE SET " + strings.Join(sets, ", ")
+	cols := updateColumns()
+	params, aliases, casts = unnest(cols)
 	var usets []string
-	for n, c := range itemColumns {
-		if c.name == "tenant_id" || c.name == "workflow_id" {
-			continue
-		}
-		usets = append(usets, c.name+" = "+casts[n])
+	for n, c := range cols[2:] {
+		usets = append(usets, c.name+" = "+casts[n+2])
 	}
-	update := "UPDATE dg_workflow_items i SET " + strings.Join(usets, ", ") +
+	update = "UPDATE dg_workflow_items i SET " + strings.Join(usets, ", ") +
 		"\n FROM unnest(" + strings.Join(params, ", ") + ") AS u(" + strings.Join(aliases, ", ") + ")" +
 		"\n WHERE i.tenant_id = u.c0 AND i.workflow_id = u.c1"
-	return strings.Join(sel, ", "), upsert, update
+	return strings.Join(sels, ", "), upsert, update
+}
+
+// updateColumns are the key columns then the mutable ones, in itemColumns order.
+func updateColumns() []itemColumn {
+	var out []itemColumn
+	for _, c := range itemColumns {
+		if c.name == "tenant_id" || c.name == "workflow_id" || mutableColumns[c.name] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func scanItem(row pgx.Row) (*Item, error) {
@@ -215,8 +236,12 @@ func writeItems(ctx context.Context, q dbtx, sql string, items []*Item) error {
 	if len(items) == 0 {
 		return nil
 	}
-	args := make([]any, len(itemColumns))
-	for n, c := range itemColumns {
+	cols := itemColumns
+	if sql == itemUpdateSQL {
+		cols = updateColumns()
+	}
+	args := make([]any, len(cols))
+	for n, c := range cols {
 		switch c.typ {
 		case "text", "jsonb":
 			// text columns may be NULL: use []*string throughout.
