@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/decisiongraph/dg/pkg/auth"
@@ -56,7 +55,6 @@ type console struct {
 	keys  sessionKeys
 	pages map[string]*template.Template
 	data  *consoleData
-	once  sync.Once
 }
 
 // consoleNav is the page list of the navigation bar, in order.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -134,11 +135,12 @@ func back(path, tenant, key, msg string) string {
 
 func actionError(err error) string {
 	var ee *workflow.Error
-	if e, ok := err.(*workflow.Error); ok {
-		ee = e
-	}
-	if ee != nil {
+	if errors.As(err, &ee) {
 		return ee.Message
+	}
+	var ev *event.Error
+	if errors.As(err, &ev) {
+		return ev.Message
 	}
 	return friendlyError(err)
 }
