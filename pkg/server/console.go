@@ -140,6 +140,12 @@ func (c *console) tenantsFor(acct *auth.Account) []string {
 	return out
 }
 
+// consoleRole: the console needs one of the API's roles (reader, writer
+// or admin), as every API read does.
+func consoleRole(acct *auth.Account) bool {
+	return acct.HasAnyRole(auth.RoleReader, auth.RoleWriter, auth.RoleAdmin)
+}
+
 // devSignInAllowed: dev environment and a loopback client.
 func (c *console) devSignInAllowed(r *http.Request) bool {
 	if c.cfg.Env != "dev" || c.cfg.Accounts.Current().OperatorAccountID == "" {
@@ -157,7 +163,7 @@ func (c *console) devSignInAllowed(r *http.Request) bool {
 func (c *console) viewerOf(r *http.Request) *viewer {
 	sess := c.keys.readSession(r, c.cfg.Now())
 	acct := accountFor(c.cfg.Accounts.Current(), sess, c.cfg.Env == "dev")
-	if acct == nil {
+	if acct == nil || !consoleRole(acct) {
 		return nil
 	}
 	v := &viewer{Account: acct, Session: sess, Tenants: c.tenantsFor(acct), CSRF: c.keys.csrfToken(sess.Nonce)}

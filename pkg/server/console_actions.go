@@ -77,6 +77,10 @@ func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.renderSignIn(w, r, http.StatusUnauthorized, "That token belongs to no service account.")
 		return
 	}
+	if !consoleRole(acct) {
+		c.renderSignIn(w, r, http.StatusForbidden, "Service account "+acct.AccountID+" has no reader, writer or admin role.")
+		return
+	}
 	c.keys.startSession(w, r, acct, auth.HashToken(token).Fingerprint(), c.cfg.Now())
 	c.s.log.InfoContext(r.Context(), "console sign-in", append(logAttrs(r), "account_id", acct.AccountID)...)
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)

@@ -44,6 +44,7 @@ type consoleOpts struct {
 func consoleSet() *auth.Set {
 	set := auth.DevSet()
 	set.Accounts = append(set.Accounts, auth.NewAccount("other-admin", []string{auth.RoleAdmin}, auth.AllPermissions(), []string{"other"}, "other-admin-token"))
+	set.Accounts = append(set.Accounts, auth.NewAccount("no-role", []string{}, []string{}, []string{"release-demo"}, "no-role-token"))
 	return set
 }
 

@@ -189,6 +189,10 @@ func TestConsoleRequiresSignIn(t *testing.T) {
 	if code != http.StatusUnauthorized || !strings.Contains(body, "belongs to no service account") {
 		t.Fatalf("bad token: %d", code)
 	}
+	code, body, _ = b.post("/console/signin", url.Values{"csrf_token": {csrf}, "token": {"no-role-token"}})
+	if code != http.StatusForbidden || !strings.Contains(body, "has no reader, writer or admin role") {
+		t.Fatalf("account without a role: %d", code)
+	}
 	// Sign-in itself needs the pre-session CSRF token.
 	code, _, _ = b.post("/console/signin", url.Values{"token": {"dev-admin-token"}})
 	if code != http.StatusForbidden {
