@@ -325,7 +325,7 @@ func (c *console) studioPage(r *http.Request, v *viewer) (string, any, int) {
 		if b.TraceID == "" {
 			return
 		}
-		b.Overview = load(ctx, func(ctx context.Context) (map[string]any, error) {
+		b.Overview = load(ctx, func(ctx context.Context) (*studioView, error) {
 			if err := c.data.ready(); err != nil {
 				return nil, err
 			}
@@ -333,10 +333,61 @@ func (c *console) studioPage(r *http.Request, v *viewer) (string, any, int) {
 			if err != nil {
 				return nil, err
 			}
-			return ov.Data, nil
+			return newStudioView(ov), nil
 		}, nil)
 	})
 	return "Studio", b, http.StatusOK
+}
+
+// studioView is the studio's dry run of a trace review, for the page.
+type studioView struct {
+	Template   workflow.Template
+	DraftID    string
+	Priority   string
+	Reason     string
+	Signals    []string
+	Replay     map[string]any
+	Precedents []map[string]any
+	Existing   []map[string]any
+	Raw        string
+}
+
+func maps(v any) []map[string]any {
+	var out []map[string]any
+	switch l := v.(type) {
+	case []map[string]any:
+		return l
+	case []any:
+		for _, e := range l {
+			if m, ok := e.(map[string]any); ok {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+func newStudioView(ov *workflow.Overview) *studioView {
+	sv := &studioView{Template: ov.Template, Raw: prettyJSON(ov.Data)}
+	sv.DraftID, _ = ov.Draft["workflow_id"].(string)
+	if sim, ok := ov.Data["simulation"].(map[string]any); ok {
+		sv.Priority, _ = sim["priority"].(string)
+		sv.Reason, _ = sim["recommended_reason"].(string)
+		switch sig := sim["risk_signals"].(type) {
+		case []string:
+			sv.Signals = sig
+		case []any:
+			for _, x := range sig {
+				if s, ok := x.(string); ok {
+					sv.Signals = append(sv.Signals, s)
+				}
+			}
+		}
+	}
+	sv.Replay, _ = ov.Data["replay_suggestion"].(map[string]any)
+	sv.Precedents = maps(ov.Data["precedent_preview"])
+	sv.Existing = maps(ov.Data["existing_workflows"])
+	return sv
 }
 
 type projectionsBody struct {

@@ -41,7 +41,7 @@ var consolePages = []struct {
 			`href="/console/traces/` + seed.LiveTrace + `?tenant=release-demo"`, "exception:ex-live-renewal-002", "requested", "escalate", "workflow-sla", `value="approve"`, `value="override"`, "escalation", "assignment", "SLA deadline passed"},
 		[]string{"Unavailable.", "not_found"}, []string{"Unavailable."}},
 	{"studio", "/console/studio?tenant=release-demo&trace_id=" + seed.IncidentTrace,
-		[]string{"incident_triage", "Start trace review", "Studio view of " + seed.IncidentTrace},
+		[]string{"incident_triage", "Start trace review", "Studio view of", `id="studio-view"`, "exception requested", "catch_up of", seed.IncidentWorkflow},
 		[]string{"Unavailable."}, []string{"Unavailable."}},
 	{"projections", "/console/projections?tenant=release-demo",
 		[]string{"context_graph", "trace_summary", "precedent_index", `id="full-digest">sha256:`, "Run replay", "No open projection failures.", "trace_summary: no completed replay"},
