@@ -74,3 +74,16 @@ man:
 
 completions:
 	$(GO) run ./cmd/dg docs completions --dir $(COMPLETIONS_DIR)
+
+# Reliability and security suite (test/reliability, docs/reliability.md):
+# kill -9 under concurrent writers, database and disk faults, projector and
+# workflow crashes, a bad input corpus, the auth/tenant matrix, fuzzing of
+# every Fuzz target and a soak. `make reliability` runs the full sizes and
+# rewrites docs/reliability.md; `make reliability-short` the short variant
+# (the same tests `go test ./...` runs by default, plus bounded fuzzing).
+.PHONY: reliability reliability-short
+reliability: deps
+	@scripts/reliability.sh full
+
+reliability-short: deps
+	@scripts/reliability.sh short

@@ -229,7 +229,7 @@ func TestCrashSafety(t *testing.T) {
 	if projectors {
 		record("crash", "projection catch-up after the last restart", catchUp.Round(time.Millisecond))
 	} else {
-		record("crash", "projection catch-up after the last restart", "NOT CHECKED: the node wrote no projection cursor within 15s (dg up runs no projection workers at this commit); the log was rebuilt and verified instead")
+		record("crash", "projection catch-up after the last restart", "NOT CHECKED: the node wrote no projection cursor within 8s (dg up runs no projection workers at this commit); the log was rebuilt and verified instead")
 	}
 	record("crash", "dg projections verify / digests equal to a clean rebuild", "exit 0 / equal ("+strings.Join(after, ", ")+")")
 }
@@ -257,7 +257,7 @@ func digests(t testing.TB, pool *pgxpool.Pool, tenant string) []string {
 func catchUpOrAbsent(t testing.TB, pool *pgxpool.Pool, tenant string) (time.Duration, bool) {
 	t.Helper()
 	start := time.Now()
-	for time.Since(start) < 15*time.Second {
+	for time.Since(start) < 8*time.Second {
 		var n int
 		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM dg_projection_cursors WHERE tenant_id = $1`, tenant).Scan(&n); err != nil {
 			t.Fatalf("read cursors: %v", err)
@@ -267,6 +267,6 @@ func catchUpOrAbsent(t testing.TB, pool *pgxpool.Pool, tenant string) (time.Dura
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("WARNING: the node wrote no projection cursor for %s within 15s: dg up runs no projection workers; catch-up is not checked", tenant)
+	t.Logf("WARNING: the node wrote no projection cursor for %s within 8s: dg up runs no projection workers; catch-up is not checked", tenant)
 	return 0, false
 }

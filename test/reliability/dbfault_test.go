@@ -207,7 +207,7 @@ func TestDatabaseFault(t *testing.T) {
 func TestBackupDiskFull(t *testing.T) {
 	track(t)
 	if os.Geteuid() != 0 {
-		t.Fatalf("this test mounts a tmpfs and needs root (run the suite as root)")
+		t.Skipf("SKIP (reported): this test mounts a 1 MiB tmpfs and needs root; run the suite as root")
 	}
 	c := testCluster(t)
 	url := c.URL()

@@ -56,8 +56,8 @@ func envDur(name string, def time.Duration) time.Duration {
 
 func loadParams() params {
 	full := os.Getenv("DG_REL_FULL") == "1"
-	p := params{Writers: 64, KillRounds: 3, DBFaultRounds: 1, BadRequests: 3000, AuthRounds: 1,
-		Soak: 20 * time.Second, SoakWriters: 8, ProjKillRounds: 2, SweepKills: 2}
+	p := params{Writers: 64, KillRounds: 2, DBFaultRounds: 1, BadRequests: 3000, AuthRounds: 1,
+		Soak: 10 * time.Second, SoakWriters: 8, ProjKillRounds: 2, SweepKills: 2}
 	if full {
 		p = params{Full: true, Writers: 64, KillRounds: 20, DBFaultRounds: 3, BadRequests: 100000, AuthRounds: 3,
 			Soak: 5 * time.Minute, SoakWriters: 16, ProjKillRounds: 5, SweepKills: 5}
@@ -96,8 +96,20 @@ func record(section, name string, value any) {
 	report.figures = append(report.figures, figure{section, name, fmt.Sprint(value)})
 }
 
-// track records the outcome of a top-level test at its end.
+// track records the outcome of a top-level test at its end. In the short
+// variant the tests that drive subprocesses run in parallel with each
+// other (after the in-process tests, which count this process's
+// goroutines, have finished); the full variant runs them one by one so
+// their figures do not disturb each other.
 func track(t *testing.T) {
+	trackOnly(t)
+	if !P.Full {
+		t.Parallel()
+	}
+}
+
+// trackOnly records the outcome without running in parallel.
+func trackOnly(t *testing.T) {
 	t.Cleanup(func() {
 		report.mu.Lock()
 		defer report.mu.Unlock()
@@ -134,6 +146,7 @@ var sections = []struct{ key, title, run string }{
 	{"sweepkill", "Workflow crash: kill -9 around SLA sweeps", "TestSweepKilled"},
 	{"badinput", "Bad input corpus over HTTP", "TestBadInputCorpus"},
 	{"auth", "Auth and tenant isolation", "TestAuthMatrix|TestConsoleRefuses|TestTokenCompare"},
+	{"bench", "Token comparison timing by matching prefix (benchmark)", ""},
 	{"soak", "Soak: mixed load with a backup and a drill in the middle", "TestSoak"},
 	{"fuzz", "Fuzzing", ""},
 }
@@ -182,7 +195,7 @@ func writeReportLocked(path string) error {
 				figs = append(figs, f)
 			}
 		}
-		if len(figs) == 0 && s.key != "fuzz" {
+		if len(figs) == 0 && s.key != "fuzz" && s.key != "bench" {
 			continue
 		}
 		fmt.Fprintf(&b, "## %s\n\n", s.title)
@@ -191,6 +204,9 @@ func writeReportLocked(path string) error {
 		}
 		if s.key == "fuzz" {
 			writeFuzz(&b)
+		}
+		if s.key == "bench" {
+			writeBench(&b)
 		}
 		if len(figs) > 0 {
 			b.WriteString("| figure | value |\n|---|---|\n")
@@ -225,6 +241,25 @@ func writeFuzz(b *strings.Builder) {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", f[0], f[1], f[2], f[3], f[4])
 	}
 	b.WriteString("\n")
+}
+
+// writeBench copies the token-timing benchmark's result line.
+func writeBench(b *strings.Builder) {
+	data, err := os.ReadFile(os.Getenv("DG_RELIABILITY_BENCHLOG"))
+	if err != nil {
+		b.WriteString("Not run in this run (scripts/reliability.sh runs it).\n\n")
+		return
+	}
+	fmt.Fprintf(b, "Reproduce: `go test -run '^$' -bench TokenLookupByPrefix -benchtime %s ./test/reliability/`.\n", os.Getenv("DG_RELIABILITY_BENCHTIME"))
+	b.WriteString("Wrong tokens sharing 0 bytes, half, or all but the last byte with a valid token, timed in\n")
+	b.WriteString("interleaved batches; welch_t compares the 0-byte and the longest-prefix class (|t| under ~4: no\n")
+	b.WriteString("measurable dependence on the matching prefix; a measurement on a shared machine, not an assertion).\n\n```\n")
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "cpu:") {
+			b.WriteString(line + "\n")
+		}
+	}
+	b.WriteString("```\n\n")
 }
 
 func TestMain(m *testing.M) {
