@@ -73,7 +73,7 @@ requests, unknown items and auth errors, 3 when the node cannot be reached.`,
 		Args: cobra.NoArgs,
 	}
 	f.add(a, cmd)
-	cmd.AddCommand(newWorkflowsListCmd(a, &f), newWorkflowsShowCmd(a, &f), newWorkflowsActCmd(a, &f))
+	cmd.AddCommand(newWorkflowsListCmd(a, &f), newWorkflowsShowCmd(a, &f), newWorkflowsActCmd(a, &f), newWorkflowsExportCmd(a, &f))
 	return []*cobra.Command{cmd}
 }
 
@@ -220,6 +220,31 @@ retried command apply the action once.`,
 	fl.StringVar(&act.AssignedRole, "assign-role", "", "reassign: the new role")
 	fl.StringVar(&act.ConfirmText, "confirm", "", `override: the phrase "OVERRIDE <WORKFLOW_ID in upper case>"`)
 	fl.StringVar(&key, "idempotency-key", "", "apply the action at most once for this key")
+	return cmd
+}
+
+func newWorkflowsExportCmd(a *app, f *apiFlags) *cobra.Command {
+	var page int
+	cmd := &cobra.Command{
+		Use:   "export WORKFLOW_ID",
+		Short: "The audit export of one item: the item, every action and every notification (admin, workflow_export)",
+		Long: `export prints the admin audit export of an item as JSON (always JSON:
+it is meant to be archived or shared). Notifications come 500 per page;
+notifications_page.next_page says whether to ask for --page N+1.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(a)
+			if err != nil {
+				return err
+			}
+			out, err := c.ExportWorkflow(cmd.Context(), args[0], page)
+			if err != nil {
+				return apiExit(err)
+			}
+			return writeJSON(a.stdout, out)
+		},
+	}
+	cmd.Flags().IntVar(&page, "page", 1, "page of notifications (500 per page)")
 	return cmd
 }
 

@@ -91,6 +91,15 @@ func TestWorkflowsCLI(t *testing.T) {
 	if code, out, _ := runDG(t, admin, "workflows", "act", "tr-7:exception:ex-7", "approve", "--reason", "ok", "--evidence", "crm://x", "--idempotency-key", "cli-1"); code != 0 || !strings.Contains(out, "status approved") {
 		t.Errorf("retry: %d %s", code, out)
 	}
+	// The audit export (admin) is JSON with the whole history.
+	code, out, errOut = runDG(t, admin, "workflows", "export", "tr-7:exception:ex-7")
+	var exp map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &exp) != nil || exp["audit_summary"].(map[string]any)["closed?"] != true {
+		t.Errorf("export: %d %s %s", code, out, errOut)
+	}
+	if code, _, _ := runDG(t, reader, "workflows", "export", "tr-7:exception:ex-7"); code != 2 {
+		t.Errorf("export as reader: %d", code)
+	}
 	// A refused transition (already approved) is exit 2; no token is exit 2.
 	if code, _, errOut := runDG(t, admin, "workflows", "act", "tr-7:exception:ex-7", "reject", "--reason", "no"); code != 2 || !strings.Contains(errOut, "already approved") {
 		t.Errorf("reject approved: %d %s", code, errOut)
