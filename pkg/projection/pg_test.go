@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -236,5 +237,47 @@ func TestPoisonEventStopsCheckpoint(t *testing.T) {
 	catchUpAll(t, pg, "good", 0)
 	if d, _ := pg.LiveDigests(ctxT(t), "good"); d.TraceSummary == "" {
 		t.Error("the other tenant was not projected")
+	}
+}
+
+// TestRebuildRecordsRuns: rebuilds and verifies leave run rows, and a run
+// left "running" by a process that died is closed by the next one.
+func TestRebuildRecordsRuns(t *testing.T) {
+	st := newStore(t)
+	appendPG(t, st, "default", newTrace("t1").start("a1").finish("success").evs)
+	pool := st.Pool()
+	if _, err := pool.Exec(ctxT(t), `INSERT INTO dg_projection_runs (job_id, tenant_id, projection_name, mode, status)
+		VALUES ('dead', 'default', 'all', 'rebuild', 'running')`); err != nil {
+		t.Fatal(err)
+	}
+	pg := projection.NewPG(st, 0)
+	rep, err := pg.Rebuild(ctxT(t), projection.RebuildOptions{Tenant: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.Verify(ctxT(t), "default", projection.SetAll); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctxT(t), `SELECT job_id, mode, status, COALESCE(error_code, ''), processed_events, last_log_seq FROM dg_projection_runs ORDER BY requested_at, job_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	var job, mode, status, code string
+	var n, last int64
+	for rows.Next() {
+		if err := rows.Scan(&job, &mode, &status, &code, &n, &last); err != nil {
+			t.Fatal(err)
+		}
+		got[job] = fmt.Sprintf("%s %s %s %d %d", mode, status, code, n, last)
+	}
+	if got["dead"] != "rebuild failed orphaned 0 0" {
+		t.Errorf("orphaned run: %q", got["dead"])
+	}
+	if got[rep.JobID] != "rebuild completed  2 2" {
+		t.Errorf("rebuild run %s: %q", rep.JobID, got[rep.JobID])
+	}
+	if len(got) != 3 {
+		t.Errorf("runs %v, want the orphan, the rebuild and the verify", got)
 	}
 }

@@ -2,6 +2,8 @@ package projection
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // rebuildReadBatch is how many events a rebuild reads per query.
@@ -31,6 +34,8 @@ type RebuildOptions struct {
 	HasUntil bool
 	// Progress, when set, is called every 100,000 events projected.
 	Progress func(events int, logSeq int64)
+
+	verify bool // recorded as mode "verify" in dg_projection_runs
 }
 
 // Difference is one projection whose rebuilt digest differs from the live one.
@@ -44,6 +49,7 @@ type Difference struct {
 
 // RebuildReport says what a rebuild found and did.
 type RebuildReport struct {
+	JobID       string            `json:"job_id"`
 	Tenant      string            `json:"tenant"`
 	Projections []string          `json:"projections"`
 	Head        int64             `json:"head"`
@@ -305,6 +311,16 @@ func (pg *PG) rebuild(ctx context.Context, o RebuildOptions, snap pgx.Tx) (*Rebu
 		return nil, fmt.Errorf("tenant %s: %w", o.Tenant, ErrRebuildLocked)
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, batchLockClass, scopeKey(o.Tenant, "shadow")) //nolint:errcheck
+	job := pg.startRun(ctx, conn, o, set, head)
+	rep.JobID = job
+	rep, err = pg.rebuildLocked(ctx, o, set, head, snap, rep)
+	pg.finishRun(conn, job, rep, err)
+	return rep, err
+}
+
+// rebuildLocked is the part of a rebuild done under the tenant's rebuild
+// lock.
+func (pg *PG) rebuildLocked(ctx context.Context, o RebuildOptions, set Set, head int64, snap pgx.Tx, rep *RebuildReport) (*RebuildReport, error) {
 	start := time.Now()
 	n, err := pg.buildShadow(ctx, o.Tenant, set, head, o.Progress)
 	rep.Events = n
@@ -517,13 +533,13 @@ func (pg *PG) Verify(ctx context.Context, tenant string, set Set) (*RebuildRepor
 		same = same && cursors[name] == cursors[set.names()[0]]
 	}
 	if same {
-		return pg.rebuild(ctx, RebuildOptions{Tenant: tenant, Set: set, DryRun: true, Until: cursors[set.names()[0]], HasUntil: true}, snap)
+		return pg.rebuild(ctx, RebuildOptions{Tenant: tenant, Set: set, DryRun: true, Until: cursors[set.names()[0]], HasUntil: true, verify: true}, snap)
 	}
 	// Checkpoints differ: verify each projection at its own position.
 	var merged *RebuildReport
 	for _, name := range set.names() {
 		one, _ := SetOf(name)
-		rep, err := pg.rebuild(ctx, RebuildOptions{Tenant: tenant, Set: one, DryRun: true, Until: cursors[name], HasUntil: true}, snap)
+		rep, err := pg.rebuild(ctx, RebuildOptions{Tenant: tenant, Set: one, DryRun: true, Until: cursors[name], HasUntil: true, verify: true}, snap)
 		if err != nil {
 			return rep, err
 		}
@@ -567,4 +583,57 @@ func (pg *PG) saveRebuiltDigests(ctx context.Context, tenant string, set Set, d 
 		}
 	}
 	return nil
+}
+
+// startRun records a rebuild or verify in dg_projection_runs as running.
+// Its caller holds the tenant's rebuild lock, so any run of the tenant
+// still marked queued or running belongs to a process that died: those are
+// closed as failed ("orphaned") first. Bookkeeping failures are not fatal.
+func (pg *PG) startRun(ctx context.Context, conn *pgxpool.Conn, o RebuildOptions, set Set, head int64) string {
+	if _, err := conn.Exec(ctx, `UPDATE dg_projection_runs SET status = 'failed', error_code = 'orphaned',
+			error_message = 'the process running it stopped before it finished', finished_at = now()
+		WHERE tenant_id = $1 AND status IN ('queued', 'running')`, o.Tenant); err != nil {
+		return ""
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return ""
+	}
+	job := "run-" + hex.EncodeToString(b[:])
+	name := "all"
+	if set != SetAll {
+		name = strings.Join(set.names(), "+")
+	}
+	mode := "rebuild"
+	if o.verify {
+		mode = "verify"
+	}
+	meta := fmt.Sprintf(`{"dry_run":%t}`, o.DryRun)
+	if _, err := conn.Exec(ctx, `INSERT INTO dg_projection_runs (job_id, tenant_id, projection_name, mode, status, started_at,
+			since_log_seq, until_log_seq, metadata_json) VALUES ($1, $2, $3, $4, 'running', now(), 0, $5, $6)`,
+		job, o.Tenant, name, mode, head, meta); err != nil {
+		return ""
+	}
+	return job
+}
+
+// finishRun closes a run row as completed or failed.
+func (pg *PG) finishRun(conn *pgxpool.Conn, job string, rep *RebuildReport, runErr error) {
+	if job == "" || rep == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	status, code, msg := "completed", (*string)(nil), (*string)(nil)
+	if runErr != nil {
+		status = "failed"
+		c, ok := event.CodeOf(runErr)
+		if !ok {
+			c = event.CodeStorage
+		}
+		cs, m := c.Name(), runErr.Error()
+		code, msg = &cs, &m
+	}
+	_, _ = conn.Exec(ctx, `UPDATE dg_projection_runs SET status = $2, finished_at = now(), processed_events = $3,
+		last_log_seq = $4, error_code = $5, error_message = $6 WHERE job_id = $1`, job, status, rep.Events, rep.Head, code, msg)
 }
