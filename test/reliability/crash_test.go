@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ type writerStats struct {
 	attempts    atomic.Int64
 	failures    atomic.Int64 // network errors and 5xx, each retried
 	retried     atomic.Int64 // events that needed more than one attempt
+	replayed    atomic.Int64 // retries answered with an event stored before the retry was sent
 	status      sync.Map     // "<status>" -> *atomic.Int64
 	unexpected  atomic.Pointer[string]
 	maxFailWait atomic.Int64 // longest single failed attempt, ns
@@ -51,6 +53,8 @@ func sortStrings(s []string) []string {
 	}
 	return s
 }
+
+var recordedAtRe = regexp.MustCompile(`"recorded_at":"([^"]+)"`)
 
 // runWriters starts n writers that append whole traces until stop closes;
 // each event is retried with the same body (same event_id and
@@ -86,6 +90,11 @@ func runWriters(t testing.TB, base func() string, tenant, prefix string, n int, 
 							st.mu.Unlock()
 							if attempt > 0 {
 								st.retried.Add(1)
+								if m := recordedAtRe.FindSubmatch(r.Body); m != nil {
+									if at, err := time.Parse(time.RFC3339Nano, string(m[1])); err == nil && at.Before(t0) {
+										st.replayed.Add(1)
+									}
+								}
 							}
 							break
 						}
@@ -220,6 +229,7 @@ func TestCrashSafety(t *testing.T) {
 	record("crash", "acknowledged count at each kill", fmt.Sprint(ackedAtKill))
 	record("crash", "failed attempts (connection refused/reset, 5xx), all retried", st.failures.Load())
 	record("crash", "events acknowledged only after a retry (same event_id and idempotency key)", st.retried.Load())
+	record("crash", "of these, answered with the original stored before the retry was sent (committed, unacknowledged when the node died)", st.replayed.Load())
 	record("crash", "answers by status", st.summary())
 	record("crash", "events in the log from the writers", rows)
 	record("crash", "events lost", 0)

@@ -181,7 +181,7 @@ func writeReportLocked(path string) error {
 	env := fmt.Sprintf("DG_REL_WRITERS=%d DG_REL_KILL_ROUNDS=%d DG_REL_DBFAULT_ROUNDS=%d DG_REL_BAD_REQUESTS=%d DG_REL_AUTH_ROUNDS=%d DG_REL_SOAK=%s DG_REL_SOAK_WRITERS=%d DG_REL_PROJ_KILLS=%d DG_REL_SWEEP_KILLS=%d",
 		P.Writers, P.KillRounds, P.DBFaultRounds, P.BadRequests, P.AuthRounds, P.Soak, P.SoakWriters, P.ProjKillRounds, P.SweepKills)
 	fmt.Fprintf(&b, "%s go test -count=1 -timeout 90m -v ./test/reliability/\n```\n\n", env)
-	b.WriteString("Full sizes of the issue: `DG_REL_FULL=1 DG_REL_SOAK=30m DG_REL_BAD_REQUESTS=100000 scripts/reliability.sh`.\n\n")
+	b.WriteString("Full sizes of the issue: `DG_REL_FULL=1 DG_REL_SOAK=30m scripts/reliability.sh` (the full variant defaults to a 5 minute soak).\n\n")
 
 	b.WriteString("## Tests\n\n| test | result |\n|---|---|\n")
 	for _, name := range report.order {
