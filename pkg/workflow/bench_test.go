@@ -64,6 +64,7 @@ func BenchmarkInbox10kOpen(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(calibrate(b, e), "calib-ms")
 }
 
 // SLA sweep over 10k overdue items (target < 2 s): each run escalates all
@@ -91,6 +92,7 @@ func BenchmarkSweep10kOverdue(b *testing.B) {
 		}
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/sweep")
+	b.ReportMetric(calibrate(b, e), "calib-ms")
 }
 
 func resetOverdue(b *testing.B, ctx context.Context, e *env) {
@@ -149,4 +151,20 @@ func BenchmarkImport20kEvents(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(2*benchItems*b.N)/total.Seconds(), "events/s")
+	b.ReportMetric(calibrate(b, e), "calib-ms")
+}
+
+// calibrate times a plain 20,000-row insert into a table with a text
+// primary key: the machine's current speed, to read the figures against
+// (a few tens of ms on an idle machine).
+func calibrate(b *testing.B, e *env) float64 {
+	ctx := ctxT(b)
+	if _, err := e.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_calibrate (k text PRIMARY KEY, v text, n int)`); err != nil {
+		b.Fatal(err)
+	}
+	t := time.Now()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO bench_calibrate SELECT 'key-' || i, 'value ' || i, i FROM generate_series(1, 20000) i`); err != nil {
+		b.Fatal(err)
+	}
+	return float64(time.Since(t).Microseconds()) / 1000
 }
