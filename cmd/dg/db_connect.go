@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -37,9 +37,12 @@ func addDatabaseFlags(a *app, cmd *cobra.Command) {
 		"PostgreSQL URL, e.g. postgres://user@host:5432/db (default $DATABASE_URL)")
 }
 
-// databaseURL is where the commands' database comes from: --database-url,
-// else DATABASE_URL. (The manifest and the managed cluster will be wired in
-// here, and only here.)
+// databaseURL is where the commands' database comes from, in order:
+// --database-url; else DATABASE_URL (both name a database directly, which is
+// what scripts and tests against a scratch database want); else the node's
+// database from the manifest: database.url in external mode, the running
+// managed cluster in managed mode (see nodeDatabase). dg up itself follows
+// only the manifest.
 func (a *app) databaseURL() (string, error) {
 	if u := a.viper.GetString(databaseURLKey); u != "" {
 		return u, nil
@@ -47,7 +50,17 @@ func (a *app) databaseURL() (string, error) {
 	if u, ok := a.env("DATABASE_URL"); ok && u != "" {
 		return u, nil
 	}
-	return "", usageError(errors.New("no database configured: pass --database-url or set DATABASE_URL"))
+	m, err := a.loadManifest()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := a.nodeDatabase(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	return db.url, nil
 }
 
 // openPool connects to the database without checking its schema (for
