@@ -51,6 +51,9 @@ type APIConfig struct {
 	// Workflows, when set, serves the workflow and studio routes
 	// (workflows.go, studio.go).
 	Workflows *workflow.Service
+	// Projections, when set, serves the graph, precedent, projection
+	// health and admin replay routes (projections.go, replays.go).
+	Projections *ProjectionsConfig
 }
 
 // family is a route family: the roles it accepts and its rate-limit scope.
@@ -106,6 +109,7 @@ func registerAPI(s *Server, cfg *APIConfig) *api {
 	a.route(http.MethodPost, "/api/v1/events", familyWriter, a.handleAppendEvent)
 	a.route(http.MethodGet, "/api/v1/traces/{trace_id}", familyReader, a.handleGetTrace)
 	a.registerWorkflows()
+	a.registerProjections()
 	return a
 }
 

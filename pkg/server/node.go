@@ -12,6 +12,7 @@ import (
 
 	"github.com/decisiongraph/dg/pkg/manifest"
 	"github.com/decisiongraph/dg/pkg/ops"
+	"github.com/decisiongraph/dg/pkg/projection"
 	"github.com/decisiongraph/dg/pkg/store"
 	"github.com/decisiongraph/dg/pkg/workflow"
 )
@@ -46,6 +47,10 @@ type node struct {
 	dbName         string
 	// workflows is the workflow service (its runtime runs while the node does).
 	workflows *workflow.Service
+	// projections is the live projection runtime and replays the admin
+	// replay job runner (projections_node.go).
+	projections *projection.Runtime
+	replays     *Replays
 }
 
 // RunNode runs a dg node as the manifest describes until ctx is cancelled:
@@ -81,14 +86,19 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 	wf, stopWorkflows := n.startWorkflows(ctx)
 	defer stopWorkflows() // before n.close: the runtime holds a pool connection
 	n.workflows = wf
+	stopProjections, err := n.startProjections(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopProjections() // before n.close: workers and jobs hold pool connections
 	srv := New(Config{
 		Listen:         m.Server.Listen,
 		Env:            m.Server.Env,
 		RequestTimeout: m.Server.RequestTimeout,
-		Readiness:      n.readiness(),
-		HealthDetails:  n.withWorkflowHealth(withAuthHealth(n.healthDetails(), accounts)),
+		Readiness:      n.withProjectorReadiness(n.readiness()),
+		HealthDetails:  n.withProjectionHealth(n.withWorkflowHealth(withAuthHealth(n.healthDetails(), accounts))),
 		Logger:         log,
-		API:            n.withWorkflows(n.apiConfig(ctx, accounts)),
+		API:            n.withProjections(n.withWorkflows(n.apiConfig(ctx, accounts))),
 		Console:        n.consoleConfig(accounts),
 	})
 	log.Info("dg is starting the API", "listen", m.Server.Listen, "env", m.Server.Env)
