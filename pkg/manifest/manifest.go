@@ -163,7 +163,7 @@ func Default() *Manifest {
 			Listen:         "127.0.0.1:4100",
 			PublicHost:     "localhost",
 			Env:            EnvDev,
-			BodyLimit:      8 << 20,
+			BodyLimit:      1 << 20,
 			DevTokens:      true,
 			RequestTimeout: 30 * time.Second,
 		},

@@ -356,7 +356,7 @@ workflows:
 		{Path: "database.url", Value: "postgres://dg:" + Mask + "@db:5432/dg", Source: SourceFile, Origin: "test.yaml:6:8", Secret: true},
 		{Path: "database.pool_size", Value: "3", Source: SourceEnv, Origin: "POOL_SIZE"},
 		{Path: "database.managed.port", Value: "55433", Source: SourceDefault},
-		{Path: "server.body_limit", Value: "8MiB", Source: SourceDefault},
+		{Path: "server.body_limit", Value: "1MiB", Source: SourceDefault},
 		{Path: "backup.max_age", Value: "26h", Source: SourceDefault},
 		{Path: "workflows.notifications.webhooks[0].url", Value: "https://hooks.example.com/x", Source: SourceFile, Origin: "test.yaml:10:7"},
 		{Path: "workflows.notifications.webhooks[0].secret", Value: Mask, Source: SourceFile, Origin: "test.yaml:10:7", Secret: true},
