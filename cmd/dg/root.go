@@ -96,12 +96,7 @@ func (a *app) noColor() bool {
 	if a.jsonOutput() {
 		return true
 	}
-	f, ok := a.stdout.(*os.File)
-	if !ok {
-		return true
-	}
-	st, err := f.Stat()
-	return err != nil || st.Mode()&os.ModeCharDevice == 0
+	return !isTerminal(a.stdout)
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -124,14 +119,9 @@ projections, digests and review workflows are derived from it.`,
 			if err != nil {
 				return usageError(err)
 			}
-			hopts := &slog.HandlerOptions{Level: level}
-			switch a.opts.logFormat {
-			case "text":
-				a.logger = slog.New(slog.NewTextHandler(a.stderr, hopts))
-			case "json": // one JSON object per line, for log shippers (dg up in prod)
-				a.logger = slog.New(slog.NewJSONHandler(a.stderr, hopts))
-			default:
-				return usageError(fmt.Errorf("--log-format must be text or json, not %q", a.opts.logFormat))
+			a.logger, err = newLogger(a.stderr, a.opts.logFormat, level)
+			if err != nil {
+				return usageError(err)
 			}
 			return nil
 		},
@@ -142,7 +132,7 @@ projections, digests and review workflows are derived from it.`,
 	pf.StringVarP(&a.opts.manifestPath, "manifest", "f", "", "topology manifest (default ./dg.yaml, else manifests/local.yaml)")
 	pf.StringVarP(&a.opts.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&a.opts.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	pf.StringVar(&a.opts.logFormat, "log-format", "text", "log format on stderr: text or json")
+	pf.StringVar(&a.opts.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, JSON otherwise)")
 	a.viper.SetEnvPrefix("DG")
 	_ = a.viper.BindPFlag("manifest", pf.Lookup("manifest"))
 	_ = a.viper.BindPFlag("log_level", pf.Lookup("log-level"))
@@ -175,6 +165,34 @@ var commandGroups = []func(*app) []*cobra.Command{
 	newEventsCmds, newMigrateCmds, newBenchCmds,
 	newSeedCmds,
 	newWorkflowsCmds,
+}
+
+// newLogger builds the structured logger on stderr. "auto" writes JSON
+// lines when stderr is not a terminal (systemd, containers, log shippers)
+// and text for a person at a terminal.
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "auto":
+		if isTerminal(w) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be auto, text or json, not %q", format)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
