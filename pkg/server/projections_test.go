@@ -203,8 +203,8 @@ func TestGraphAndPrecedentRoutes(t *testing.T) {
 		t.Fatalf("unknown center: %d %v", st, data)
 	}
 	bad := []struct {
-		path string
-		q    url.Values
+		path  string
+		q     url.Values
 		path2 string
 	}{
 		{"/api/v1/graph/context", url.Values{"node_id": {"x"}}, "node_type"},
