@@ -223,6 +223,18 @@ func (c *console) pageT(active, tmpl string, fn func(r *http.Request, v *viewer)
 			v.Tenants = append(v.Tenants, t)
 		}
 		v.Tenant = t
+		defer func() {
+			// A bug in a page must still leave a page: log it and render
+			// the error page (the middleware's JSON 500 is for the API).
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				c.s.log.ErrorContext(r.Context(), "console page panicked", append(logAttrs(r), "page", tmpl, "panic", p)...)
+				c.render(w, r, http.StatusInternalServerError, "error", &pageData{Title: "This page failed", Active: active, V: v,
+					Body: "The page could not be built (request " + requestID(r.Context()) + "); the other pages still work. The server log has the details."})
+			}
+		}()
 		title, body, status := fn(r, v)
 		q := r.URL.Query()
 		c.render(w, r, status, tmpl, &pageData{Title: title, Active: active, V: v, Body: body,

@@ -1,8 +1,13 @@
 package server
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/decisiongraph/dg/pkg/auth"
 	"github.com/decisiongraph/dg/pkg/projection"
 )
 
@@ -52,5 +57,23 @@ func TestGraphLayoutIsStableAndInside(t *testing.T) {
 	}
 	if g := layoutGraph("trace:x", &projection.Subgraph{}); len(g.Nodes) != 0 {
 		t.Fatal("empty subgraph drew nodes")
+	}
+}
+
+func TestPagePanicRendersAnErrorPage(t *testing.T) {
+	s := New(Config{})
+	set := auth.DevSet()
+	c := registerConsole(s, &ConsoleConfig{Accounts: auth.NewRegistry(set), Env: "dev", Tenants: []string{"default"}})
+	w := httptest.NewRecorder()
+	c.keys.startSession(w, httptest.NewRequest(http.MethodPost, "/", nil), set.Account("dev-admin"), "dev", time.Now())
+	r := httptest.NewRequest(http.MethodGet, "/console/boom?tenant=default", nil)
+	for _, ck := range w.Result().Cookies() {
+		r.AddCookie(ck)
+	}
+	rec := httptest.NewRecorder()
+	c.pageT("overview", "overview", func(*http.Request, *viewer) (string, any, int) { panic("bug") })(rec, r)
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "This page failed") ||
+		!strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("panic page: %d %s", rec.Code, rec.Body.String())
 	}
 }
