@@ -100,13 +100,15 @@ func (s *Service) traceFacts(ctx context.Context, tenant, traceID string) (*trac
 // primary entity or policy, with the trace's outcome when it has one;
 // at most 6 are read and 4 kept.
 func (s *Service) precedents(ctx context.Context, tenant string, f *traceFacts) ([]map[string]any, error) {
-	rows, err := s.pool.Query(ctx, `SELECT ts.trace_id, ts.workflow, ts.title, coalesce(ts.outcome, ''), coalesce(ts.finished_at, '')
-		FROM dg_trace_summary ts
-		WHERE ts.tenant_id = $1 AND ts.trace_id <> $2 AND ts.finished_at IS NOT NULL
-		  AND ($5 = '' OR ts.outcome = $5)
-		  AND ((ts.primary_entity_type = $3 AND ts.primary_entity_id = $4)
-		       OR ($6 <> '' AND EXISTS (SELECT 1 FROM dg_precedent_index pi WHERE pi.tenant_id = ts.tenant_id
-		            AND pi.trace_id = ts.trace_id AND pi.policy_id = $6)))
+	// Candidates through the entity and policy indexes (a UNION, so each
+	// side uses its index), then the finished ones with the same outcome.
+	rows, err := s.pool.Query(ctx, `WITH cand AS (
+			SELECT trace_id FROM dg_trace_summary WHERE tenant_id = $1 AND primary_entity_type = $3 AND primary_entity_id = $4
+			UNION
+			SELECT trace_id FROM dg_precedent_index WHERE tenant_id = $1 AND $6 <> '' AND policy_id = $6)
+		SELECT ts.trace_id, ts.workflow, ts.title, coalesce(ts.outcome, ''), coalesce(ts.finished_at, '')
+		FROM cand JOIN dg_trace_summary ts ON ts.tenant_id = $1 AND ts.trace_id = cand.trace_id
+		WHERE ts.trace_id <> $2 AND ts.finished_at IS NOT NULL AND ($5 = '' OR ts.outcome = $5)
 		ORDER BY ts.finished_at DESC, ts.trace_id LIMIT 6`, tenant, f.traceID, f.entityType, f.entityID, f.outcome, f.policyID)
 	if err != nil {
 		return nil, fmt.Errorf("search precedents: %w", err)
