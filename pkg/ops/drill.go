@@ -459,7 +459,7 @@ func (d *drill) verify(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	got := sr.st
 	d.verdict(CheckTenantHeads, compareTenants(want, got),
-		fmt.Sprintf("%d tenants, %d events, head log_seq %d, chain heads equal", len(want.Tenants), want.Events, want.HeadLogSeq), sr.took)
+		fmt.Sprintf("%s, %s, head log_seq %d, chain heads equal", nouns(len(want.Tenants), "tenant"), nouns(int(want.Events), "event"), want.HeadLogSeq), sr.took)
 	vr := cr.vr
 	d.rep.Timings.ChainMS = cr.took.Milliseconds()
 	d.rep.Timings.RebuildMS = rebuildTook.Milliseconds()
@@ -476,10 +476,10 @@ func (d *drill) verify(ctx context.Context, pool *pgxpool.Pool) error {
 	if vr.Truncated {
 		chainProbs = append(chainProbs, "(more problems were not listed)")
 	}
-	d.verdict(CheckChain, chainProbs, fmt.Sprintf("%d payload hashes, event hashes and %d tenant chains recomputed", vr.Events, len(vr.Tenants)), cr.took)
+	d.verdict(CheckChain, chainProbs, fmt.Sprintf("payload and event hashes of %s and %s recomputed", nouns(int(vr.Events), "event"), nouns(len(vr.Tenants), "tenant chain")), cr.took)
 	d.verdict(CheckSequences, seqProbs, fmt.Sprintf("log_seq 1..%d without gaps; trace_seq contiguous in %d traces", vr.HeadLogSeq, vr.Traces), cr.took)
 	d.verdict(CheckDigests, compareDigests(want, got, func(t *TenantState) projection.Digests { return t.Digests }, "restored tables"),
-		fmt.Sprintf("digests of %d tenants' projection tables equal the manifest", len(want.Tenants)), 0)
+		fmt.Sprintf("projection table digests of %s equal the manifest", nouns(len(want.Tenants), "tenant")), 0)
 	d.verdict(CheckRebuild, rebuildProbs, "a shadow rebuild from the restored log gives the manifest's digests", rebuildTook)
 
 	d.verdict(CheckCheckpoints, compareCheckpoints(want, got), "every projection checkpoint is at or below its tenant's head and equals the manifest", 0)
@@ -487,9 +487,9 @@ func (d *drill) verify(ctx context.Context, pool *pgxpool.Pool) error {
 	if len(want.WorkflowCounts) == 0 && len(got.WorkflowCounts) == 0 {
 		d.add(CheckWorkflow, CheckSkip, "the backup has no workflow tables", 0)
 	} else {
-		d.verdict(CheckWorkflow, compareCounts(want.WorkflowCounts, got.WorkflowCounts), fmt.Sprintf("%d workflow tables, counts equal", len(want.WorkflowCounts)), 0)
+		d.verdict(CheckWorkflow, compareCounts(want.WorkflowCounts, got.WorkflowCounts), fmt.Sprintf("%s, counts equal", nouns(len(want.WorkflowCounts), "workflow table")), 0)
 	}
-	d.verdict(CheckTableRows, compareCounts(want.TableRows, got.TableRows), fmt.Sprintf("row counts of %d tables equal", len(want.TableRows)), 0)
+	d.verdict(CheckTableRows, compareCounts(want.TableRows, got.TableRows), fmt.Sprintf("row counts of %s equal", nouns(len(want.TableRows), "table")), 0)
 	return nil
 }
 
@@ -751,6 +751,14 @@ func tuneScratch(ctx context.Context, sc *scratchTarget) error {
 		}
 	}
 	return nil
+}
+
+// nouns says "1 tenant" or "4 tenants".
+func nouns(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func freePort() (int, error) {

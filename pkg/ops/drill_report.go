@@ -40,7 +40,7 @@ func DrillMarkdown(r *DrillReport) string {
 	}
 	fmt.Fprintf(&b, "# Restore drill of backup %s: %s\n\n", r.BackupID, verdict)
 	fmt.Fprintf(&b, "- Started %s, finished %s\n", r.StartedAt.Format(time.RFC3339), r.FinishedAt.Format(time.RFC3339))
-	fmt.Fprintf(&b, "- Backup file: `%s` (%s, %d events, %d tenants)\n", r.BackupFile, humanBytes(uint64(r.SizeBytes)), r.Events, r.Tenants)
+	fmt.Fprintf(&b, "- Backup file: `%s` (%s, %s, %s)\n", r.BackupFile, humanBytes(uint64(r.SizeBytes)), nouns(int(r.Events), "event"), nouns(r.Tenants, "tenant"))
 	if r.Scratch.Kind != "" {
 		kept := "torn down"
 		if r.Scratch.Kept {
