@@ -161,7 +161,15 @@ func Run(ctx context.Context, st *store.Store, o Options) (*Report, error) {
 	}
 
 	pg := projection.NewPG(st, 250)
-	if rep.Appended > 0 || o.Reset {
+	behind := false
+	if ss, err := pg.Status(ctx, o.Tenant); err == nil {
+		for _, s := range ss {
+			behind = behind || s.Lag > 0
+		}
+	}
+	// Rebuild when events were appended, and also when an earlier seed
+	// stopped between its appends and its rebuild.
+	if rep.Appended > 0 || o.Reset || behind {
 		rb, err := pg.Rebuild(ctx, projection.RebuildOptions{Tenant: o.Tenant})
 		if err != nil {
 			return nil, fmt.Errorf("rebuild the projections of tenant %s: %w", o.Tenant, err)
