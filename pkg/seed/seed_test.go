@@ -305,3 +305,28 @@ func TestEnvelopesAreValidAndRelative(t *testing.T) {
 		}
 	}
 }
+
+// An earlier seed that stopped after its appends is completed: the
+// events are replays, the projections are rebuilt and the workflows made.
+func TestSeedCompletesAnInterruptedSeed(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	st := openStore(t, pool)
+	for _, env := range seed.Envelopes(at) {
+		if _, err := st.Append(ctx, "release-demo", env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := seed.Run(ctx, st, seed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Appended != 0 || rep.SeededAt != "2030-05-14T09:30:00Z" || len(rep.Workflows) != 5 {
+		t.Fatalf("appended %d at %s, %d workflows", rep.Appended, rep.SeededAt, len(rep.Workflows))
+	}
+	for _, p := range rep.Projections {
+		if p.Pending != 0 || p.LastLogSeq != seed.TotalEvents {
+			t.Fatalf("projection not rebuilt: %+v", p)
+		}
+	}
+}
