@@ -48,5 +48,6 @@ func (n *node) consoleConfig(accounts *auth.Registry) *ConsoleConfig {
 		Env:           n.m.Server.Env,
 		Tenants:       n.m.Tenants,
 		BackupDir:     n.m.Backup.Dir,
+		Workflows:     n.workflows, // the node's service: its webhooks and audit log
 	}
 }
