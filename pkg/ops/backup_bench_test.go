@@ -146,14 +146,17 @@ func BenchmarkBackupAndDrill(b *testing.B) {
 	for range b.N {
 		dir := b.TempDir()
 		plainDump, dgBackup := time.Duration(1<<62), time.Duration(1<<62)
-		var m *ops.BackupManifest
+		var (
+			m     *ops.BackupManifest
+			dgDir string
+		)
 		for i := range benchRuns(b) {
 			plainDump = min(plainDump, plainTool(b, dumpTool.Path, "--format=custom", "--file="+filepath.Join(dir, "plain"+strconv.Itoa(i)+".dump"), "--dbname="+s.url))
 			t := time.Now()
-			m = takeBackup(b, s.url, filepath.Join(dir, "dg"+strconv.Itoa(i)), "")
+			dgDir = filepath.Join(dir, "dg"+strconv.Itoa(i))
+			m = takeBackup(b, s.url, dgDir, "")
 			dgBackup = min(dgBackup, time.Since(t))
 		}
-		dgDir := filepath.Join(dir, "dg0")
 
 		plainRestore := time.Duration(1 << 62)
 		var drill *ops.DrillReport
