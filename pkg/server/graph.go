@@ -105,7 +105,9 @@ func (a *api) handleGraphContext(w http.ResponseWriter, r *http.Request, p *Prin
 			*lim.dst = int(v)
 		}
 	}
-	g, err := a.cfg.Projections.PG.ContextSubgraph(r.Context(), p.Tenant, q)
+	ctx, span := a.s.cfg.Telemetry.span(r.Context(), "projection.context_subgraph")
+	g, err := a.cfg.Projections.PG.ContextSubgraph(ctx, p.Tenant, q)
+	span.End()
 	if err != nil {
 		a.writeFailure(w, r, err)
 		return
@@ -161,7 +163,9 @@ func (a *api) handleGraphEdges(w http.ResponseWriter, r *http.Request, p *Princi
 			cursor.LogSeq = &seq
 		}
 	}
-	page, err := a.cfg.Projections.PG.NodeEdges(r.Context(), p.Tenant, nodeType+":"+nodeID, direction, cursor, int(limit))
+	ctx, span := a.s.cfg.Telemetry.span(r.Context(), "projection.node_edges")
+	page, err := a.cfg.Projections.PG.NodeEdges(ctx, p.Tenant, nodeType+":"+nodeID, direction, cursor, int(limit))
+	span.End()
 	if err != nil {
 		var ee *event.Error
 		if cursor != nil && errors.As(err, &ee) && ee.Code == event.CodeInvalidArgument && ee.Path == "cursor" {

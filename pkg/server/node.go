@@ -91,6 +91,11 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 		return err
 	}
 	defer stopProjections() // before n.close: workers and jobs hold pool connections
+	tel, stopTelemetry, err := n.startTelemetry(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
 	srv := New(Config{
 		Listen:         m.Server.Listen,
 		Env:            m.Server.Env,
@@ -98,8 +103,9 @@ func RunNode(ctx context.Context, m *manifest.Manifest, opts NodeOptions) (err e
 		Readiness:      n.withProjectorReadiness(n.readiness()),
 		HealthDetails:  n.withProjectionHealth(n.withWorkflowHealth(withAuthHealth(n.healthDetails(), accounts))),
 		Logger:         log,
-		API:            n.withProjections(n.withWorkflows(n.apiConfig(ctx, accounts))),
+		API:            n.withTelemetry(n.withProjections(n.withWorkflows(n.apiConfig(ctx, accounts))), tel),
 		Console:        n.consoleConfig(accounts),
+		Telemetry:      tel,
 	})
 	log.Info("dg is starting the API", "listen", m.Server.Listen, "env", m.Server.Env)
 	return srv.Run(ctx, func(addr net.Addr) {

@@ -51,7 +51,9 @@ func (a *api) handlePrecedents(w http.ResponseWriter, r *http.Request, p *Princi
 		a.s.writeData(w, r, http.StatusOK, map[string]any{"precedents": []projection.PrecedentHit{}})
 		return
 	}
-	hits, err := a.cfg.Projections.PG.FindPrecedents(r.Context(), p.Tenant, q)
+	ctx, span := a.s.cfg.Telemetry.span(r.Context(), "projection.find_precedents")
+	hits, err := a.cfg.Projections.PG.FindPrecedents(ctx, p.Tenant, q)
+	span.End()
 	if err != nil {
 		a.writeFailure(w, r, err)
 		return

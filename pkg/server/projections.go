@@ -150,7 +150,9 @@ func ReadProjectionHealth(ctx context.Context, pool *pgxpool.Pool, tenant string
 
 // handleProjectionHealth is GET /api/v1/projections/health: never 409.
 func (a *api) handleProjectionHealth(w http.ResponseWriter, r *http.Request, p *Principal) {
-	h, err := ReadProjectionHealth(r.Context(), a.cfg.Projections.Pool, p.Tenant)
+	ctx, span := a.s.cfg.Telemetry.span(r.Context(), "projection.health")
+	h, err := ReadProjectionHealth(ctx, a.cfg.Projections.Pool, p.Tenant)
+	span.End()
 	if err != nil {
 		a.writeFailure(w, r, err)
 		return

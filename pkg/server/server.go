@@ -38,6 +38,9 @@ type Config struct {
 	// Console, when set, serves the operator console under /console
 	// (console.go).
 	Console *ConsoleConfig
+	// Telemetry, when set, traces and measures every request and serves
+	// /metrics when Prometheus is on (telemetry.go).
+	Telemetry *Telemetry
 }
 
 // Server is dg's HTTP server.
@@ -70,6 +73,12 @@ func New(cfg Config) *Server {
 		registerConsole(s, cfg.Console)
 	}
 	s.handler = s.withRequestID(s.withRecoverAndLog(s.withDeadline(s.router)))
+	if t := cfg.Telemetry; t != nil {
+		if t.prom != nil {
+			s.router.handle(http.MethodGet, "/metrics", t.metricsHandler())
+		}
+		s.handler = t.wrap(s.router, s.handler)
+	}
 	return s
 }
 
