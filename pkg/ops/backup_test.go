@@ -2,14 +2,18 @@ package ops_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/ops"
@@ -320,5 +324,47 @@ func TestOldPgDumpFailsEarly(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "apt-get install -y postgresql-client-") {
 		t.Errorf("no fix in %v", err)
+	}
+}
+
+// TestDrillKeepLeavesScratch: --keep leaves the scratch database in place,
+// restored and connectable.
+func TestDrillKeepLeavesScratch(t *testing.T) {
+	s := seedDB(t, 1, 10)
+	dir := t.TempDir()
+	m := takeBackup(t, s.url, dir, "")
+	cfg := drillConfig(dir, s.url)
+	cfg.Keep = true
+	rep, err := ops.Drill(bkCtx(t), cfg)
+	if err != nil || !rep.Passed || !rep.Scratch.Kept {
+		t.Fatalf("drill --keep: %v %+v", err, rep)
+	}
+	kept, err := url.Parse(rep.Scratch.URL) // password hidden: take the name
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(kept.Path, "/")
+	u, err := url.Parse(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	conn, err := pgx.Connect(bkCtx(t), u.String())
+	if err != nil {
+		t.Fatalf("the kept scratch database %s is not there: %v", name, err)
+	}
+	var n int64
+	err = conn.QueryRow(bkCtx(t), `SELECT count(*) FROM dg_event_log`).Scan(&n)
+	conn.Close(context.Background())
+	if err != nil || n != m.State.Events {
+		t.Fatalf("kept scratch holds %d events (%v), the backup %d", n, err, m.State.Events)
+	}
+	admin, err := pgx.Connect(bkCtx(t), s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(bkCtx(t), "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		t.Fatal(err)
 	}
 }
