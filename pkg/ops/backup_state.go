@@ -131,7 +131,8 @@ func ReadState(ctx context.Context, q Querier) (*DatabaseState, error) {
 		}
 		st.Tenants = append(st.Tenants, *t)
 	}
-	if st.TableRows, err = tableRows(ctx, q); err != nil {
+	// dg_event_log was counted above (its largest table: one scan is enough).
+	if st.TableRows, err = tableRows(ctx, q, map[string]int64{"dg_event_log": st.Events}); err != nil {
 		return nil, err
 	}
 	for _, t := range WorkflowTables {
@@ -146,9 +147,9 @@ func ReadState(ctx context.Context, q Querier) (*DatabaseState, error) {
 }
 
 // tableRows counts the rows of every ordinary table in the public schema
-// (workflow tables are found this way when they exist: to_regclass-style
-// detection through the catalog, no table is assumed).
-func tableRows(ctx context.Context, q Querier) (map[string]int64, error) {
+// (workflow tables are found this way when they exist: detection through
+// the catalogue, no table is assumed); known holds counts already taken.
+func tableRows(ctx context.Context, q Querier, known map[string]int64) (map[string]int64, error) {
 	rows, err := q.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname`)
 	if err != nil {
@@ -160,6 +161,10 @@ func tableRows(ctx context.Context, q Querier) (map[string]int64, error) {
 	}
 	out := map[string]int64{}
 	for _, name := range names {
+		if n, ok := known[name]; ok {
+			out[name] = n
+			continue
+		}
 		var n int64
 		if err := q.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{"public", name}.Sanitize()).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count rows of %s: %w", name, err)
