@@ -27,6 +27,7 @@ func newBenchCmds(a *app) []*cobra.Command {
 	}
 	cmd.AddCommand(newBenchAppendCmd(a))
 	cmd.AddCommand(newBenchProjectionsCmd(a))
+	cmd.AddCommand(newBenchAPICmd(a))
 	addDatabaseFlags(a, cmd)
 	return []*cobra.Command{cmd}
 }

@@ -1,0 +1,259 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/decisiongraph/dg/pkg/auth"
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/projection"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// APIBenchOptions configure RunAPIBench.
+type APIBenchOptions struct {
+	Clients     []int // concurrent clients per round (1, 32, 128)
+	Reads       int   // trace reads per round
+	Appends     int   // events appended per round (whole traces of eight)
+	TraceEvents int   // events in the trace that is read (100)
+	// Progress, when set, is told which round starts.
+	Progress func(path string, clients int)
+}
+
+// APIBenchRun is one measured round.
+type APIBenchRun struct {
+	Ops      int     `json:"ops"`
+	Errors   int     `json:"errors"`
+	PerSec   float64 `json:"per_second"`
+	P50Ms    float64 `json:"p50_ms"`
+	P99Ms    float64 `json:"p99_ms"`
+	MaxMs    float64 `json:"max_ms"`
+	Duration float64 `json:"seconds"`
+}
+
+// APIBenchRow compares HTTP with the in-process path at one client count.
+type APIBenchRow struct {
+	Clients     int          `json:"clients"`
+	ReadHTTP    *APIBenchRun `json:"read_http"`
+	ReadStore   *APIBenchRun `json:"read_in_process"`
+	AppendHTTP  *APIBenchRun `json:"append_http"`
+	AppendStore *APIBenchRun `json:"append_in_process"`
+	ReadRatio   float64      `json:"read_http_over_in_process"`
+	AppendRatio float64      `json:"append_http_over_in_process"`
+}
+
+// APIBenchReport is the result of RunAPIBench.
+type APIBenchReport struct {
+	TraceEvents int           `json:"trace_events"`
+	Rows        []APIBenchRow `json:"rows"`
+}
+
+const benchTenant = "bench"
+const benchToken = "bench-api-token"
+
+// RunAPIBench measures the API over real loopback HTTP against the
+// in-process path in the same run: reading one trace of TraceEvents
+// events (GET /api/v1/traces/{id} with its projected summary, versus
+// store.TraceEvents plus the same JSON encoding) and appending events
+// (POST /api/v1/events versus store.Append), from each number of clients.
+func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIBenchReport, error) {
+	if o.TraceEvents < 2 {
+		o.TraceEvents = 100
+	}
+	traceID := "bench-read-trace"
+	for i := 0; i < o.TraceEvents; i++ {
+		if _, err := st.Append(ctx, benchTenant, benchReadEnvelope(traceID, i, o.TraceEvents)); err != nil {
+			return nil, fmt.Errorf("bench: seed the read trace (event %d): %w", i, err)
+		}
+	}
+	pg := projection.NewPG(st, 0)
+	for _, name := range projection.Names() {
+		c, err := pg.NewCatcher(benchTenant, name)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.CatchUp(ctx, 0); err != nil {
+			return nil, fmt.Errorf("bench: catch up %s: %w", name, err)
+		}
+	}
+	accounts := auth.NewRegistry(&auth.Set{Source: "bench", Accounts: []*auth.Account{
+		auth.NewAccount("bench", []string{auth.RoleWriter}, nil, []string{benchTenant}, benchToken)}})
+	// The read rounds run first and the appends after them, so the trace
+	// summary stays current while reads are measured.
+	srv := New(Config{API: &APIConfig{Log: st, Accounts: accounts, RateLimits: RateLimits{Read: -1, Write: -1, Admin: -1},
+		TraceSummary: TraceSummaryFrom(pg)}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: listen: %w", err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln, nil) }()
+	defer func() { stop(); <-done }()
+	base := "http://" + ln.Addr().String()
+
+	maxClients := 1
+	for _, c := range o.Clients {
+		maxClients = max(maxClients, c)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: maxClients * 2, MaxIdleConnsPerHost: maxClients * 2, IdleConnTimeout: time.Minute}}
+	rep := &APIBenchReport{TraceEvents: o.TraceEvents}
+	for _, c := range o.Clients {
+		row := APIBenchRow{Clients: c}
+		progress(o, "read", c)
+		row.ReadHTTP = benchRound(c, o.Reads, func(int, int) error {
+			return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(traceID))
+		})
+		row.ReadStore = benchRound(c, o.Reads, func(int, int) error {
+			evs, err := st.TraceEvents(ctx, benchTenant, traceID, -1, store.MaxQueryLimit)
+			if err != nil {
+				return err
+			}
+			for _, ev := range evs {
+				if _, err := event.EncodeStoredEvent(ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		row.ReadRatio = ratio(row.ReadHTTP.PerSec, row.ReadStore.PerSec)
+		rep.Rows = append(rep.Rows, row)
+	}
+	var round atomic.Int64
+	for i := range rep.Rows {
+		row := &rep.Rows[i]
+		c := row.Clients
+		progress(o, "append", c)
+		r := round.Add(1)
+		row.AppendHTTP = benchRound(c, o.Appends, func(client_, n int) error {
+			env := store.BenchEnvelope(fmt.Sprintf("bench-h%d-c%d-t%d", r, client_, n/8), n%8)
+			body, err := event.EncodeEnvelope(env)
+			if err != nil {
+				return err
+			}
+			return benchPost(ctx, client, base+"/api/v1/events", body)
+		})
+		r = round.Add(1)
+		row.AppendStore = benchRound(c, o.Appends, func(client_, n int) error {
+			_, err := st.Append(ctx, benchTenant, store.BenchEnvelope(fmt.Sprintf("bench-s%d-c%d-t%d", r, client_, n/8), n%8))
+			return err
+		})
+		row.AppendRatio = ratio(row.AppendHTTP.PerSec, row.AppendStore.PerSec)
+	}
+	return rep, nil
+}
+
+func progress(o APIBenchOptions, path string, c int) {
+	if o.Progress != nil {
+		o.Progress(path, c)
+	}
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// benchRound runs total operations split over clients; op gets the
+// client number and the client's operation number (0, 1, ...), so each
+// client appends whole traces in order.
+func benchRound(clients, total int, op func(client, n int) error) *APIBenchRun {
+	per := max(total/clients, 1)
+	lat := make([][]time.Duration, clients)
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := make([]time.Duration, 0, per)
+			for n := 0; n < per; n++ {
+				t0 := time.Now()
+				if err := op(c, n); err != nil {
+					errs.Add(1)
+				}
+				l = append(l, time.Since(t0))
+			}
+			lat[c] = l
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	ms := func(q float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[min(int(q*float64(len(all))), len(all)-1)].Microseconds()) / 1000
+	}
+	return &APIBenchRun{Ops: len(all), Errors: int(errs.Load()), PerSec: float64(len(all)) / elapsed.Seconds(),
+		P50Ms: ms(0.50), P99Ms: ms(0.99), MaxMs: ms(1), Duration: elapsed.Seconds()}
+}
+
+func benchGet(ctx context.Context, c *http.Client, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	return benchDo(c, req, http.StatusOK)
+}
+
+func benchPost(ctx context.Context, c *http.Client, u string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return benchDo(c, req, http.StatusCreated)
+}
+
+func benchDo(c *http.Client, req *http.Request, want int) error {
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	req.Header.Set("x-tenant-id", benchTenant)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// benchReadEnvelope is event seq of the read trace: TraceStarted, then
+// observations, then TraceFinished as the last of n events.
+func benchReadEnvelope(traceID string, seq, n int) *event.Envelope {
+	var env *event.Envelope
+	switch {
+	case seq == 0:
+		env = store.BenchEnvelope(traceID, 0)
+	case seq == n-1:
+		env = store.BenchEnvelope(traceID, 7)
+	default:
+		env = store.BenchEnvelope(traceID, 1+(seq-1)%2) // InputObserved, EntityObserved
+	}
+	env.TraceSeq = int64(seq)
+	env.EventID = fmt.Sprintf("%s-%d", traceID, seq)
+	env.IdempotencyKey = fmt.Sprintf("%s:%s:%d", env.EventType, traceID, seq)
+	return env
+}

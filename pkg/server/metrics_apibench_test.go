@@ -1,0 +1,35 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/decisiongraph/dg/internal/pgtest"
+	"github.com/decisiongraph/dg/pkg/server"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// TestAPIBenchSmall runs the API benchmark with tiny numbers: every
+// round completes without errors and reports its figures.
+func TestAPIBenchSmall(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.New(ctx, pgtest.New(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{1, 4}, Reads: 40, Appends: 64, TraceEvents: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 2 {
+		t.Fatalf("rows: %+v", rep.Rows)
+	}
+	for _, r := range rep.Rows {
+		for name, run := range map[string]*server.APIBenchRun{"read http": r.ReadHTTP, "read store": r.ReadStore, "append http": r.AppendHTTP, "append store": r.AppendStore} {
+			if run == nil || run.Errors != 0 || run.Ops == 0 || run.PerSec <= 0 || run.P99Ms < run.P50Ms {
+				t.Errorf("%d clients, %s: %+v", r.Clients, name, run)
+			}
+		}
+	}
+}
