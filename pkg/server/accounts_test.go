@@ -217,7 +217,13 @@ func TestRunNodeServesAPI(t *testing.T) {
 	if _, err := w.AppendEventJSON(ctx, traceStarted(tr)); err != nil {
 		t.Fatal(err)
 	}
+	// The node runs the projection runtime: the trace route answers 409
+	// projection_out_of_date until trace_summary has caught up (poll, §5.3).
 	got, err := client.New(base, auth.DevReaderToken, "default").GetTrace(ctx, tr)
+	for deadline := time.Now().Add(30 * time.Second); client.CodeOf(err) == "projection_out_of_date" && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		got, err = client.New(base, auth.DevReaderToken, "default").GetTrace(ctx, tr)
+	}
 	if err != nil || len(got.Events) != 1 || got.Events[0].TraceID != tr {
 		t.Fatalf("trace: %v %+v", err, got)
 	}
