@@ -192,6 +192,12 @@ func (rp *Replays) Start(ctx context.Context, req ReplayRequest) (*ReplayRun, er
 	}
 	jobCtx, cancel := context.WithCancel(rp.ctx)
 	rp.mu.Lock()
+	if rp.closed { // Close began after the check above: do not start
+		rp.mu.Unlock()
+		cancel()
+		rp.finish(run.JobID, 0, 0, context.Canceled)
+		return nil, &event.Error{Code: event.CodeStorage, Message: "dg is shutting down; start the job on another node or after restart"}
+	}
 	rp.cancels[run.JobID] = cancel
 	rp.wg.Add(1)
 	rp.mu.Unlock()
