@@ -21,6 +21,7 @@ else
   benchtime="${BENCHTIME:-300x}"
 fi
 report="${DG_RELIABILITY_REPORT:-docs/reliability.md}"
+case "$report" in /*) ;; *) report="$PWD/$report" ;; esac # go test runs in the package dir
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fuzzlog="$work/fuzz.log"

@@ -79,7 +79,7 @@ func TestSoak(t *testing.T) {
 	for _, k := range []string{"append", "read trace", "inbox", "workflow action", "studio"} {
 		ops[k] = &opStats{}
 	}
-	var total atomic.Int64
+	var total, outOfDate atomic.Int64
 	observe := func(op string, d time.Duration, status int, err error, okStatus ...int) {
 		s := ops[op]
 		good := err == nil
@@ -131,9 +131,19 @@ func TestSoak(t *testing.T) {
 					r, err := do(context.Background(), "POST", base+"/api/v1/events", tok, "default", encode(t, env), nil)
 					observe("append", time.Since(t0), r.Status, err, 201)
 				}
+				// Read a trace written a few iterations ago; 409
+				// projection_out_of_date ("poll again") is a right answer
+				// while the projectors catch up, and counted.
 				t0 := time.Now()
-				r, err := do(context.Background(), "GET", base+"/api/v1/traces/"+trace, tok, "default", nil, nil)
-				observe("read trace", time.Since(t0), r.Status, err, 200)
+				r, err := do(context.Background(), "GET", base+"/api/v1/traces/"+fmt.Sprintf("soak-w%02d-%06d", w, max(k-3, 0)), tok, "default", nil, nil)
+				observe("read trace", time.Since(t0), r.Status, err, 200, 409)
+				if r.Status == 409 {
+					if r.errCode() == "projection_out_of_date" {
+						outOfDate.Add(1)
+					} else {
+						observe("read trace", 0, r.Status, fmt.Errorf("409 %s", r.errCode()))
+					}
+				}
 				if k%3 == 0 {
 					t0 = time.Now()
 					r, err = do(context.Background(), "GET", base+"/api/v1/workflows?limit=20", tok, "default", nil, nil)
@@ -249,6 +259,7 @@ func TestSoak(t *testing.T) {
 		s := ops[name]
 		record("soak", "p50 / p99 latency: "+name, fmt.Sprintf("%s / %s (%d requests)", pct(s.lat, 0.50).Round(10*time.Microsecond), pct(s.lat, 0.99).Round(10*time.Microsecond), len(s.lat)))
 	}
+	record("soak", "trace reads answered 409 projection_out_of_date (projectors behind; clients poll again)", outOfDate.Load())
 	record("soak", "goroutines start / end (bound +25)", fmt.Sprintf("%d / %d", first.goroutines, end.goroutines))
 	record("soak", "live heap after GC start / end (bound +64 MiB)", fmt.Sprintf("%.1f / %.1f MiB", first.heapMiB, end.heapMiB))
 	record("soak", "RSS of the process (node + load generator) start / end", fmt.Sprintf("%.1f / %.1f MiB", first.rssMiB, end.rssMiB))
