@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/sysx"
 	"github.com/decisiongraph/dg/pkg/ops"
 )
 
@@ -137,7 +138,9 @@ func killCluster(dataDir string) {
 	if comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm")); err == nil && !strings.HasPrefix(string(comm), "postgres") {
 		return
 	}
-	_ = syscall.Kill(pid, syscall.SIGQUIT)
+	if p, err := os.FindProcess(pid); err == nil {
+		_ = p.Signal(syscall.SIGQUIT)
+	}
 	for i := 0; i < 100 && pidAlive(pid); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -147,6 +150,5 @@ func pidAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return sysx.ProcessAlive(pid)
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/decisiongraph/dg/internal/sysx"
 )
 
 // Datasets lists the seed datasets dg knows.
@@ -324,7 +326,7 @@ func creatable(dir string) error {
 			if !st.IsDir() {
 				return fmt.Errorf("%s is not a directory", p)
 			}
-			if err := syscall.Access(p, 2 /* W_OK */); err != nil {
+			if err := sysx.Writable(p); err != nil {
 				return fmt.Errorf("%s is not writable", p)
 			}
 			return nil

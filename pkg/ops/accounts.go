@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/sysx"
 	"github.com/decisiongraph/dg/pkg/auth"
 )
 
@@ -519,19 +519,12 @@ func writeAccounts(path string, data []byte) error {
 // lockAccountsFile takes an exclusive lock on <path>.lock so two dg
 // accounts commands cannot lose each other's edits. It does not wait.
 func lockAccountsFile(path string) (func(), error) {
-	lf, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := sysx.LockFile(path + ".lock")
+	if errors.Is(err, sysx.ErrLocked) {
+		return nil, fmt.Errorf("%w (%s.lock); wait for it to finish", ErrAccountsLocked, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock accounts file: %w (does the directory of %s exist?)", err, path)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lf.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (%s.lock); wait for it to finish", ErrAccountsLocked, path)
-		}
-		return nil, fmt.Errorf("lock accounts file: %w", err)
-	}
-	return func() {
-		_ = syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
-		lf.Close()
-	}, nil
+	return unlock, nil
 }

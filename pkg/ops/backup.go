@@ -13,9 +13,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/sysx"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -193,21 +193,14 @@ func BackupLockFile(dir string) string { return filepath.Join(dir, ".dg-backup.l
 // without waiting. The kernel drops it when the process dies.
 func lockBackupDir(dir string) (func(), error) {
 	path := BackupLockFile(dir)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file %s: %w", path, err)
+	unlock, err := sysx.LockFile(path)
+	if errors.Is(err, sysx.ErrLocked) {
+		return nil, fmt.Errorf("%w (%s is locked): wait for it to finish and run this again", ErrBackupLocked, path)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (%s is locked): wait for it to finish and run this again", ErrBackupLocked, path)
-		}
+	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return unlock, nil
 }
 
 var labelRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/sysx"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -358,21 +359,14 @@ func (c *Cluster) lock() (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(c.cfg.DataDir), 0o755); err != nil {
 		return nil, fmt.Errorf("%w: create parent of %s: %v", ErrDataDir, c.cfg.DataDir, err)
 	}
-	f, err := os.OpenFile(c.LockFile(), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file %s: %w", c.LockFile(), err)
+	unlock, err = sysx.LockFile(c.LockFile())
+	if errors.Is(err, sysx.ErrLocked) {
+		return nil, fmt.Errorf("%w (%s is held): wait for it to finish and try again", ErrLocked, c.LockFile())
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (%s is held): wait for it to finish and try again", ErrLocked, c.LockFile())
-		}
+	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", c.LockFile(), err)
 	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return unlock, nil
 }
 
 // prepareDataDir creates the data directory when missing and checks an
@@ -446,14 +440,14 @@ func checkDataVersion(dir, pgVersion string, bin *Binaries) error {
 
 // checkOwner fails when dir belongs to someone other than the cluster user.
 func checkOwner(dir string, fi os.FileInfo, u runUser) error {
-	sys, ok := fi.Sys().(*syscall.Stat_t)
+	uid, _, ok := sysx.Owner(fi)
 	if !ok {
 		return nil
 	}
-	if sys.Uid == u.uid {
+	if uid == u.uid {
 		return nil
 	}
-	return fmt.Errorf("%w: %s belongs to %s but the cluster runs as %s: chown -R %s %s (when that data is yours), or point database.managed.data_dir at another directory", ErrForeignOwner, dir, userName(sys.Uid), u.name, u.name, dir)
+	return fmt.Errorf("%w: %s belongs to %s but the cluster runs as %s: chown -R %s %s (when that data is yours), or point database.managed.data_dir at another directory", ErrForeignOwner, dir, userName(uid), u.name, u.name, dir)
 }
 
 // checkReachable fails when the cluster's user cannot traverse the parents
@@ -612,7 +606,10 @@ func (c *Cluster) startChild(ctx context.Context) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// SIGQUIT is PostgreSQL's immediate shutdown: when the test binary
 	// dies, the postmaster takes its backends down with it.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	if err := sysx.DieWithParent(cmd, syscall.SIGQUIT); err != nil {
+		logf.Close()
+		return fmt.Errorf("start postgres as a child: %w", err)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start postgres: %w", err)
@@ -698,9 +695,10 @@ func (c *Cluster) command(ctx context.Context, prog string, args ...string) *exe
 		env = append(env, kv)
 	}
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if c.user.switched {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.user.uid, Gid: c.user.gid, Groups: c.user.groups}
+		// Only reachable as root on Unix (see resolveRunUser), where RunAs
+		// cannot fail.
+		_ = sysx.RunAs(cmd, c.user.uid, c.user.gid, c.user.groups)
 	}
 	return cmd
 }

@@ -2,14 +2,14 @@ package ops
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/decisiongraph/dg/internal/sysx"
 )
 
 // runUser is the account the cluster's processes run as.
@@ -86,19 +86,19 @@ func (u runUser) chown(path string) error {
 
 // canTraverse reports whether the account may enter a directory.
 func (u runUser) canTraverse(fi os.FileInfo) bool {
-	sys, ok := fi.Sys().(*syscall.Stat_t)
+	uid, gid, ok := sysx.Owner(fi)
 	if !ok {
 		return true
 	}
 	perm := fi.Mode().Perm()
-	if sys.Uid == u.uid {
+	if uid == u.uid {
 		return perm&0o100 != 0
 	}
-	if sys.Gid == u.gid {
+	if gid == u.gid {
 		return perm&0o010 != 0
 	}
 	for _, g := range u.groups {
-		if sys.Gid == g {
+		if gid == g {
 			return perm&0o010 != 0
 		}
 	}
@@ -163,7 +163,7 @@ func processAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+	if !sysx.ProcessAlive(pid) {
 		return false
 	}
 	comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))

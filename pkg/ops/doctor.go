@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/sysx"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -255,7 +255,7 @@ func (d *doctor) dataDir() {
 			d.add(id, Fail, fmt.Sprintf("%s does not exist and cannot be created: %v", dir, err), "choose a data directory under a writable directory")
 			return
 		}
-		if err := syscall.Access(anc, 0o2|0o1); err != nil {
+		if err := sysx.Writable(anc); err != nil {
 			d.add(id, Fail, fmt.Sprintf("%s does not exist and %s is not writable: %v", dir, anc, err), "create the directory, or choose one dg can create")
 			return
 		}
@@ -402,13 +402,11 @@ func (d *doctor) disk(id, what, dir string) {
 		d.add(id, Fail, fmt.Sprintf("%s %s: %v", what, dir, err), "choose a directory on an existing file system")
 		return
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(anc, &st); err != nil {
+	free, total, err := sysx.DiskSpace(anc)
+	if err != nil {
 		d.add(id, Fail, fmt.Sprintf("statfs %s: %v", anc, err), "check the file system holding "+dir)
 		return
 	}
-	free := st.Bavail * uint64(st.Bsize)
-	total := st.Blocks * uint64(st.Bsize)
 	msg := fmt.Sprintf("%s free of %s on the file system of %s %s", humanBytes(free), humanBytes(total), what, dir)
 	switch {
 	case free < d.cfg.DiskFail:
