@@ -33,3 +33,26 @@ func TestAPIBenchSmall(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAPITraceRead32 reads a 100-event trace over loopback HTTP from
+// 32 clients (b.N reads in all), for profiling the read path:
+//
+//	go test -run '^$' -bench APITraceRead32 -cpuprofile cpu.out ./pkg/server
+func BenchmarkAPITraceRead32(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.New(ctx, pgtest.New(b), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	b.ResetTimer()
+	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{32}, Reads: max(b.N, 32), Appends: 8, TraceEvents: 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rep.Rows[0]
+	b.ReportMetric(r.ReadHTTP.PerSec, "http-reads/s")
+	b.ReportMetric(r.ReadHTTP.P99Ms, "http-p99-ms")
+	b.ReportMetric(r.ReadStore.PerSec, "store-reads/s")
+	b.ReportMetric(r.ReadStore.P99Ms, "store-p99-ms")
+}
