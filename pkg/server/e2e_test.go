@@ -326,6 +326,19 @@ func runGoldenScenario(t *testing.T, bin, dir string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// telemetry.prometheus is on in the manifest: /metrics has the request
+	// histogram of the routes just used.
+	mresp, err := http.Get(n.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if mresp.StatusCode != 200 || !bytes.Contains(mbody, []byte("decision_graph_web_request_duration_seconds_bucket")) ||
+		!bytes.Contains(mbody, []byte(`http_route="/api/v1/graph/edges"`)) || !bytes.Contains(mbody, []byte("decision_graph_projector_pending_events")) {
+		t.Fatalf("/metrics: %d\n%s", mresp.StatusCode, mbody)
+	}
+
 	// healthz carries the projector and tenant "default"'s projection health.
 	resp, err := http.Get(n.base + "/api/healthz")
 	if err != nil {
