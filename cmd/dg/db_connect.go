@@ -58,7 +58,7 @@ func (a *app) databaseURL() (string, error) {
 	defer cancel()
 	db, err := a.nodeDatabase(ctx, m)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w (or name a database with --database-url or DATABASE_URL)", err)
 	}
 	return db.url, nil
 }

@@ -142,8 +142,10 @@ func TestEventsCommands(t *testing.T) {
 
 func TestEventsNeedADatabase(t *testing.T) {
 	t.Parallel()
+	// No --database-url, no DATABASE_URL: the manifest's managed cluster,
+	// which is not running here (operational, exit 3, saying what to do).
 	code, _, errs := runManifestCmd(t, nil, "events", "verify")
-	if code != exitUsage || !strings.Contains(errs, "--database-url") {
+	if code != exitOperational || !strings.Contains(errs, "dg db start") || !strings.Contains(errs, "--database-url") {
 		t.Fatalf("verify without a database: exit %d %s", code, errs)
 	}
 	code, _, errs = runManifestCmd(t, nil, "events", "append", "--tenant", "x", "/nonexistent.json")
