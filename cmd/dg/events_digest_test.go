@@ -10,32 +10,12 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/decisiongraph/dg/internal/fixtures"
 	"github.com/decisiongraph/dg/internal/pgtest"
 )
 
-// goldenDir returns the golden fixtures beside the repository root, or
-// skips (saying so) when they are absent.
-func goldenDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-	g := filepath.Join(dir, "..", "shared", "fixtures", "golden")
-	if _, err := os.Stat(g); err != nil {
-		t.Skipf("golden fixtures not found at %s: %v", g, err)
-	}
-	return g
-}
+// goldenDir is ../shared/fixtures/golden beside the repository (skips when absent).
+func goldenDir(t *testing.T) string { return fixtures.Path(t, "golden") }
 
 // runDigest runs `dg events digest ARGS` through the real command and
 // returns the exit code, stdout and stderr.

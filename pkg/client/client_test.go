@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/decisiongraph/dg/internal/fixtures"
 	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/auth"
 	"github.com/decisiongraph/dg/pkg/client"
@@ -58,38 +59,13 @@ func startNodeWith(tb testing.TB, limits server.RateLimits, opts store.Options) 
 	return ts, st
 }
 
-// goldenDir is ../shared/fixtures/golden beside the repository root (the
-// directory holding go.mod), or "" when it is absent.
-func goldenDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	g := filepath.Join(dir, "..", "shared", "fixtures", "golden")
-	if _, err := os.Stat(g); err != nil {
-		return ""
-	}
-	return g
-}
+// goldenDir is ../shared/fixtures/golden beside the repository (skips when absent).
+func goldenDir(t *testing.T) string { return fixtures.Path(t, "golden") }
 
 // TestGoldenFixturesOverHTTP appends the three golden fixtures through the
 // client against a real server and reads every trace back.
 func TestGoldenFixturesOverHTTP(t *testing.T) {
 	g := goldenDir(t)
-	if g == "" {
-		t.Skip("../shared/fixtures/golden is absent beside the repository; the golden end-to-end test needs it")
-	}
 	ts, _ := startNode(t, server.RateLimits{Read: -1, Write: -1})
 	ctx := context.Background()
 	w := client.New(ts.URL, writerToken, tenant)

@@ -1,36 +1,15 @@
 package event
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/decisiongraph/dg/internal/fixtures"
 )
 
-// fixturesDir finds ../shared/fixtures beside the repository root (the
-// directory holding go.mod), skipping the test when it is absent.
-func fixturesDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	fx := filepath.Join(filepath.Dir(dir), "shared", "fixtures")
-	if _, err := os.Stat(fx); errors.Is(err, os.ErrNotExist) {
-		t.Skipf("fixtures folder %s is absent; check out the shared fixtures beside the repository to run this test", fx)
-	}
-	return fx
-}
+// fixturesDir is ../shared/fixtures beside the repository (skips when absent).
+func fixturesDir(t testing.TB) string { return fixtures.Dir(t) }
 
 func fixtureFiles(t *testing.T) []string {
 	fx := fixturesDir(t)

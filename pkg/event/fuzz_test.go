@@ -7,25 +7,19 @@ import (
 	"path/filepath"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/decisiongraph/dg/internal/fixtures"
 )
 
 // addFixtureSeeds adds each fixture event (re-encoded) as a seed when the
 // shared fixtures are present; fuzzing works without them.
 func addFixtureSeeds(f *testing.F, add func(env []byte)) {
-	dir, err := os.Getwd()
-	if err != nil {
+	dir, ok := fixtures.Find()
+	if !ok {
 		return
 	}
-	for ; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			return
-		}
-	}
-	files, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), "shared", "fixtures", "*", "*", "events.json"))
-	files = append(files, filepath.Join(filepath.Dir(dir), "shared", "fixtures", "release-demo", "events.transcribed.json"))
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "*", "events.json"))
+	files = append(files, filepath.Join(dir, "release-demo", "events.transcribed.json"))
 	for _, fn := range files {
 		data, err := os.ReadFile(fn)
 		if err != nil {

@@ -5,36 +5,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/decisiongraph/dg/internal/fixtures"
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/decisiongraph/dg/pkg/projection"
 	"github.com/decisiongraph/dg/pkg/store"
 )
 
-// fixturesDir finds /work/shared/fixtures-style data: the "shared/fixtures"
-// folder beside the repository root (the directory holding go.mod). Tests
-// using it skip, saying why, only when the folder is absent.
-func fixturesDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	fx := filepath.Join(dir, "..", "shared", "fixtures")
-	if _, err := os.Stat(filepath.Join(fx, "golden")); err != nil {
-		t.Skipf("golden fixtures not found at %s (expected beside the repository): %v", fx, err)
-	}
-	return fx
-}
+// fixturesDir is ../shared/fixtures beside the repository (skips when absent).
+func fixturesDir(t testing.TB) string { return fixtures.Dir(t) }
 
 // goldenScenarios lists the scenario directories under fixtures/golden.
 func goldenScenarios(t testing.TB) map[string]string {

@@ -16,25 +16,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/decisiongraph/dg/internal/fixtures"
 )
 
-// repoRoot walks up from the test's directory to go.mod.
+// repoRoot is the directory holding go.mod.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := fixtures.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // dgNode is a `dg up` subprocess on its own managed cluster.
@@ -179,10 +172,10 @@ func TestEndToEndGoldenScenarios(t *testing.T) {
 		t.Skip("builds dg and starts PostgreSQL clusters; skipped with -short")
 	}
 	root := repoRoot(t)
-	golden := filepath.Join(root, "..", "shared", "fixtures", "golden")
+	golden := fixtures.Path(t, "golden")
 	scenarios, err := os.ReadDir(golden)
 	if err != nil {
-		t.Skipf("golden fixtures not found at %s (expected beside the repository): %v", golden, err)
+		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "dg")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/dg")

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/decisiongraph/dg/internal/fixtures"
 	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/decisiongraph/dg/pkg/store"
@@ -104,7 +104,7 @@ func newTestStore(t testing.TB, opts store.Options) (*store.Store, *pgxpool.Pool
 // fixture loads a golden fixture's envelopes.
 func fixture(t testing.TB, scenario string) []event.Envelope {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("/work/shared/fixtures/golden", scenario, "events.json"))
+	data, err := os.ReadFile(fixtures.Path(t, "golden", scenario, "events.json"))
 	if err != nil {
 		t.Fatalf("read fixture: %v", err)
 	}
