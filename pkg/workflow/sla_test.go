@@ -316,6 +316,16 @@ func TestLeaderSessionLossHandsOver(t *testing.T) {
 	if n := e.count(`SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1`, int64(0x64677766)); n != 1 {
 		t.Fatalf("terminated %d lock sessions", n)
 	}
+	// pg_terminate_backend only signals the backend; its advisory locks are
+	// released when that process has exited. Wait for that (bounded), so
+	// the takeover below is tested against a lock that is really free.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.count(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1`, int64(0x64677766)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the terminated session still holds its advisory lock after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := b.Tick(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
