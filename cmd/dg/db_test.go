@@ -11,30 +11,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/decisiongraph/dg/internal/pgtest"
 )
 
-// reachableTempDir is a temp dir the postgres account can enter when the
-// tests run as root (t.TempDir makes 0700 directories).
-func reachableTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p := dir; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
+func reachableTempDir(t *testing.T) string { return pgtest.SharedTempDir(t) }
 
-func testFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func testFreePort(t *testing.T) int { return pgtest.FreePort(t) }
 
 // writeManagedManifest writes a manifest for a managed cluster under dir;
 // extra is appended YAML under database.managed.

@@ -16,31 +16,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/ops"
 )
 
-// sharedDir returns a temporary directory the cluster account can reach
-// when the tests run as root (t.TempDir makes 0700 directories).
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p := dir; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
+func sharedDir(t *testing.T) string { return pgtest.SharedTempDir(t) }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return pgtest.FreePort(t) }
 
 func newCluster(t *testing.T, cfg ops.ClusterConfig) *ops.Cluster {
 	t.Helper()

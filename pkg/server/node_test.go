@@ -10,20 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/manifest"
 	"github.com/decisiongraph/dg/pkg/ops"
 	"github.com/decisiongraph/dg/pkg/server"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return pgtest.FreePort(t) }
 
 // TestRunNodeManagedCluster runs the same code as `dg up` on the default
 // manifest with a managed cluster in a temp dir: the API answers healthz and
@@ -36,14 +29,7 @@ func TestRunNodeManagedCluster(t *testing.T) {
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("built-in manifest: %v %v", err, diags)
 	}
-	dir, err := os.MkdirTemp("", "dg-node-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil { // the cluster may run as postgres
-		t.Fatal(err)
-	}
+	dir := pgtest.SharedTempDir(t) // the cluster may run as postgres
 	m.Database.Managed.DataDir = filepath.Join(dir, "pgdata")
 	m.Database.Managed.Port = freePort(t)
 	m.Server.Listen = "127.0.0.1:0"
