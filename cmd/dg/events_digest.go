@@ -39,17 +39,13 @@ cannot be decoded or are refused by the append rules, 3 a file or the
 database could not be used.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files := make([]projection.EventFile, 0, len(args))
+			files := make([]projection.EventData, 0, len(args))
 			for _, path := range args {
 				data, err := os.ReadFile(path)
 				if err != nil {
 					return fmt.Errorf("read event file: %w", err)
 				}
-				envs, err := event.DecodeEvents(data)
-				if err != nil {
-					return usageError(fmt.Errorf("%s: %w", path, err))
-				}
-				files = append(files, projection.EventFile{Name: path, Events: envs})
+				files = append(files, projection.EventData{Name: path, Data: data})
 			}
 			opts := event.Options{Strict: o.strict}
 			var res *projection.OfflineResult
@@ -64,12 +60,21 @@ database could not be used.`,
 				if url == "" {
 					return usageError(errors.New("--db needs a PostgreSQL server: pass --database-url or set DG_TEST_DATABASE_URL or DATABASE_URL"))
 				}
-				res, err = projection.DigestThroughPostgres(cmd.Context(), url, o.tenant, files, opts)
+				var decoded []projection.EventFile
+				for _, f := range files {
+					envs, derr := event.DecodeEvents(f.Data)
+					if derr != nil {
+						return usageError(fmt.Errorf("%s: %w", f.Name, derr))
+					}
+					decoded = append(decoded, projection.EventFile{Name: f.Name, Events: envs})
+				}
+				res, err = projection.DigestThroughPostgres(cmd.Context(), url, o.tenant, decoded, opts)
 			} else {
-				res, err = projection.DigestOffline(o.tenant, files, opts)
+				res, err = projection.DigestOfflineData(o.tenant, files, opts)
 			}
 			var ie *projection.InputError
-			if errors.As(err, &ie) {
+			var de *projection.DecodeError
+			if errors.As(err, &ie) || errors.As(err, &de) {
 				return usageError(err)
 			}
 			if err != nil {

@@ -64,3 +64,36 @@ func DigestOffline(tenant string, files []EventFile, opts event.Options) (*Offli
 	res.Digests = m.Digests()
 	return res, nil
 }
+
+// EventData is one undecoded event file: its name (for messages) and its
+// bytes in the golden fixture format ({"events": [...]} or a bare array).
+type EventData struct {
+	Name string
+	Data []byte
+}
+
+// DecodeError is an event file that cannot be decoded into envelopes.
+type DecodeError struct {
+	File string
+	Err  error
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("%s: %v", e.File, e.Err) }
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// DigestOfflineData is `dg events digest` without a database: it decodes
+// the files (event.DecodeEvents), then does what DigestOffline does. A file
+// that does not decode is a *DecodeError, an event the rules refuse an
+// *InputError.
+func DigestOfflineData(tenant string, files []EventData, opts event.Options) (*OfflineResult, error) {
+	decoded := make([]EventFile, 0, len(files))
+	for _, f := range files {
+		envs, err := event.DecodeEvents(f.Data)
+		if err != nil {
+			return nil, &DecodeError{File: f.Name, Err: err}
+		}
+		decoded = append(decoded, EventFile{Name: f.Name, Events: envs})
+	}
+	return DigestOffline(tenant, decoded, opts)
+}

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -143,4 +144,28 @@ func synthTrace(r *rand.Rand, o SynthOptions, i int) []event.Envelope {
 		add(event.TypeTraceFinished, map[string]any{"outcome": []string{"success", "failure", "abandoned"}[r.IntN(3)]})
 	}
 	return evs
+}
+
+// EncodeEventsFile renders envelopes as an event file in the golden fixture
+// format ({"events": [...]}, two-space indented like the fixtures), which
+// `dg events digest` and event.DecodeEvents read back to the same
+// envelopes.
+func EncodeEventsFile(envs []event.Envelope) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("{\n  \"events\": [")
+	for i := range envs {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		b, err := event.EncodeEnvelope(&envs[i])
+		if err != nil {
+			return nil, fmt.Errorf("encode event %d: %w", i, err)
+		}
+		buf.WriteString("\n    ")
+		if err := json.Indent(&buf, b, "    ", "  "); err != nil {
+			return nil, fmt.Errorf("indent event %d: %w", i, err)
+		}
+	}
+	buf.WriteString("\n  ]\n}\n")
+	return buf.Bytes(), nil
 }
