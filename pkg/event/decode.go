@@ -18,6 +18,15 @@ import (
 // anything after the value. Duplicate object keys keep the last value, as
 // Python does. All failures are CodeInvalidArgument.
 func DecodeValue(data []byte) (any, *Error) {
+	if v, ok := fastDecode(data); ok {
+		return v, nil
+	}
+	return decodeValueSlow(data)
+}
+
+// decodeValueSlow is DecodeValue on encoding/json. It runs when fastDecode
+// gives up, so every error (and its message) comes from here.
+func decodeValueSlow(data []byte) (any, *Error) {
 	if err := prescan(data); err != nil {
 		return nil, err
 	}
