@@ -46,7 +46,7 @@ func (m *MemLog) Append(tenant string, env *event.Envelope) (*event.StoredEvent,
 	}
 	// Store a payload decoded from the canonical text so the log owns it
 	// and reads see exactly what Postgres would return.
-	payload, derr := decodePayload(p.payloadJSON)
+	payload, derr := event.DecodePayload(p.payloadJSON)
 	if derr != nil {
 		return nil, false, fmt.Errorf("re-read canonical payload: %w", derr)
 	}
