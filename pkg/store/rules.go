@@ -83,14 +83,13 @@ func prepare(tenant string, env *event.Envelope, opts event.Options) (*prepared,
 		// so idempotency comparison and hashing agree.
 		env.Tags = []string{}
 	}
-	if verr := event.Validate(env, opts); verr != nil {
+	// ValidateCanonical canonicalises the payload once for validation,
+	// storage and the hash.
+	canon, verr := event.ValidateCanonical(env, opts)
+	if verr != nil {
 		return nil, verr
 	}
 	if err := checkStorable(env); err != nil {
-		return nil, err
-	}
-	canon, err := event.CanonicalJSON(env.Payload)
-	if err != nil {
 		return nil, err
 	}
 	tags, err := event.CanonicalJSON(env.Tags)
