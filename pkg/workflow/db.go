@@ -42,12 +42,14 @@ func tp(t time.Time) *time.Time {
 	return &u
 }
 
+// jsonText is m as JSON text for a jsonb column ("{}" for nil, or when a
+// value cannot be encoded, as before with json.Marshal).
 func jsonText(m map[string]any) string {
 	if m == nil {
 		return "{}"
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
+	b, ok := appendJSON(make([]byte, 0, 256), m)
+	if !ok {
 		return "{}"
 	}
 	return string(b)
@@ -100,6 +102,9 @@ var mutableColumns = map[string]bool{
 }
 
 var itemSelect, itemUpsertSQL, itemUpdateSQL = buildItemSQL()
+
+// itemInsertSQL inserts items known not to exist yet.
+var itemInsertSQL = itemUpsertSQL[:strings.Index(itemUpsertSQL, "\n ON CONFLICT")]
 
 func buildItemSQL() (sel, upsert, update string) {
 	// arrays of cols as unnest parameters, aliased c0..cN.
@@ -224,6 +229,11 @@ func collectItems(rows pgx.Rows) ([]*Item, error) {
 // upsertItems writes items in one statement.
 func upsertItems(ctx context.Context, q dbtx, items []*Item) error {
 	return writeItems(ctx, q, itemUpsertSQL, items)
+}
+
+// insertItems writes items the table does not hold yet in one statement.
+func insertItems(ctx context.Context, q dbtx, items []*Item) error {
+	return writeItems(ctx, q, itemInsertSQL, items)
 }
 
 // updateItems rewrites existing items in one statement (cheaper than an

@@ -31,6 +31,8 @@ type changes struct {
 	order   []string // workflow ids in first-touch order
 	actions []*Action
 	notes   []*Notification
+	// fresh: ids of items the table does not hold yet (import only)
+	fresh map[string]bool
 }
 
 func newChanges() *changes { return &changes{items: map[string]*Item{}} }

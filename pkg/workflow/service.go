@@ -167,24 +167,8 @@ func (s *Service) inTenantTx(ctx context.Context, tenant string, fn func(tx pgx.
 
 func (s *Service) refreshTx(ctx context.Context, tx pgx.Tx, tenant string, cursor int64, now time.Time) (*RefreshResult, error) {
 	res := &RefreshResult{Cursor: cursor}
-	for {
-		evs, err := readManaged(ctx, tx, tenant, res.Cursor, s.cfg.ImportBatchSize)
-		if err != nil {
-			return nil, err
-		}
-		if len(evs) == 0 {
-			break
-		}
-		n, failed, err := s.importBatch(ctx, tx, tenant, evs, now)
-		if err != nil {
-			return nil, err
-		}
-		res.Imported += n
-		res.Failed += failed
-		res.Cursor = evs[len(evs)-1].LogSeq
-		if len(evs) < s.cfg.ImportBatchSize {
-			break
-		}
+	if err := s.importTx(ctx, tx, tenant, res, now); err != nil {
+		return nil, err
 	}
 	risk, esc, err := s.sweepTx(ctx, tx, tenant, now)
 	if err != nil {
@@ -194,14 +178,74 @@ func (s *Service) refreshTx(ctx context.Context, tx pgx.Tx, tenant string, curso
 	return res, nil
 }
 
-// importBatch applies a batch of managed events and writes the result.
-func (s *Service) importBatch(ctx context.Context, tx pgx.Tx, tenant string, evs []*srcEvent, now time.Time) (int, int, error) {
+// importTx imports the managed events after res.Cursor in batches of
+// ImportBatchSize, advancing res. Batches are pipelined: while a goroutine
+// writes batch k-1 on the transaction's connection, this goroutine applies
+// batch k in memory (it reads batch k and the stored items it needs first,
+// so the two never use the connection at once). Items touched by earlier
+// batches of this refresh are taken from memory, not from the table, so
+// batch k never depends on a write still in flight; every write still
+// happens in the caller's transaction, in batch order, before it returns.
+func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *RefreshResult, now time.Time) error {
+	n := s.cfg.ImportBatchSize
+	touched := map[string]*Item{} // items this refresh has written or is writing
+	var pending *changes          // applied, not yet written
+	more := true
+	for {
+		var evs []*srcEvent
+		if more {
+			var err error
+			if evs, err = readManaged(ctx, tx, tenant, res.Cursor, n); err != nil {
+				return err
+			}
+			more = len(evs) == n
+		}
+		var ap *applier
+		if len(evs) > 0 {
+			var err error
+			if ap, err = s.prepareImport(ctx, tx, tenant, evs, now, touched); err != nil {
+				return err
+			}
+		}
+		if pending == nil && ap == nil {
+			return nil
+		}
+		var done chan error
+		if pending != nil {
+			done = make(chan error, 1)
+			go func(ch *changes) { done <- s.write(ctx, tx, ch, false) }(pending)
+			pending = nil
+		}
+		if ap != nil {
+			// Pure computation: the connection belongs to the writer.
+			ok, failed := s.applyBatch(ap, evs)
+			for id, it := range ap.ch.items {
+				touched[id] = it
+			}
+			pending = ap.ch
+			res.Imported += ok
+			res.Failed += failed
+			res.Cursor = evs[len(evs)-1].LogSeq
+		}
+		if done != nil {
+			if err := <-done; err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// prepareImport reads what applying evs needs: the stored items they
+// address that this refresh has not touched yet, and the trace contexts.
+func (s *Service) prepareImport(ctx context.Context, tx pgx.Tx, tenant string, evs []*srcEvent, now time.Time, touched map[string]*Item) (*applier, error) {
 	var ids, traces []string
 	seenID, seenTrace := map[string]bool{}, map[string]bool{}
 	for _, ev := range evs {
 		if wid, bad := targetID(ev); bad == "" && !seenID[wid] {
 			seenID[wid] = true
-			ids = append(ids, wid)
+			if touched[wid] == nil {
+				ids = append(ids, wid)
+			}
 		}
 		if !seenTrace[ev.TraceID] {
 			seenTrace[ev.TraceID] = true
@@ -210,36 +254,68 @@ func (s *Service) importBatch(ctx context.Context, tx pgx.Tx, tenant string, evs
 	}
 	base, err := loadItemsByID(ctx, tx, tenant, ids)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
+	}
+	for id, it := range touched {
+		if seenID[id] {
+			base[id] = it
+		}
 	}
 	tcs, err := loadTraceContexts(ctx, tx, tenant, traces)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	ap := &applier{cfg: s.cfg, tenant: tenant, now: now, ch: newChanges(), base: base, tcs: tcs}
+	return &applier{cfg: s.cfg, tenant: tenant, now: now, ch: newChanges(), base: base, tcs: tcs}, nil
+}
+
+// applyBatch applies evs in memory and records the failures; it returns
+// how many events were imported and how many skipped as malformed. Items
+// the table does not hold yet are marked fresh (plain inserts).
+func (s *Service) applyBatch(ap *applier, evs []*srcEvent) (int, int) {
 	for _, ev := range evs {
 		ap.apply(ev)
 	}
 	for _, f := range ap.fails {
 		s.lg.Warn("workflow import skipped a malformed managed event; the cursor moves past it",
-			"tenant_id", tenant, "event_id", f.ev.EventID, "log_seq", f.ev.LogSeq, "event_type", f.ev.Type, "error", f.msg)
-		ap.ch.notes = append(ap.ch.notes, failureNote(tenant, f, now))
+			"tenant_id", ap.tenant, "event_id", f.ev.EventID, "log_seq", f.ev.LogSeq, "event_type", f.ev.Type, "error", f.msg)
+		ap.ch.notes = append(ap.ch.notes, failureNote(ap.tenant, f, ap.now))
 	}
-	if err := s.write(ctx, tx, ap.ch, false); err != nil {
-		return 0, 0, err
+	for id := range ap.ch.items {
+		if ap.base[id] == nil {
+			if ap.ch.fresh == nil {
+				ap.ch.fresh = map[string]bool{}
+			}
+			ap.ch.fresh[id] = true
+		}
 	}
-	return len(evs) - len(ap.fails), len(ap.fails), nil
+	return len(evs) - len(ap.fails), len(ap.fails)
 }
 
 // write stores the items, actions and notifications of ch; existing
 // means every item is already stored (an UPDATE instead of an upsert).
 func (s *Service) write(ctx context.Context, tx dbtx, ch *changes, existing bool) error {
-	write := upsertItems
 	if existing {
-		write = updateItems
-	}
-	if err := write(ctx, tx, ch.itemList()); err != nil {
-		return err
+		if err := updateItems(ctx, tx, ch.itemList()); err != nil {
+			return err
+		}
+	} else {
+		// Items the table does not hold yet are inserted (no speculative
+		// insertion); the others are upserted. Every writer of a tenant's
+		// items holds its runtime row lock, so "not held yet" stays true.
+		var fresh, stored []*Item
+		for _, it := range ch.itemList() {
+			if ch.fresh[it.WorkflowID] {
+				fresh = append(fresh, it)
+			} else {
+				stored = append(stored, it)
+			}
+		}
+		if err := insertItems(ctx, tx, fresh); err != nil {
+			return err
+		}
+		if err := upsertItems(ctx, tx, stored); err != nil {
+			return err
+		}
 	}
 	if err := insertActions(ctx, tx, ch.actions); err != nil {
 		return err
