@@ -38,6 +38,8 @@ type params struct {
 	SoakWriters    int
 	ProjKillRounds int // kill -9 of dg projections rebuild
 	SweepKills     int // kill -9 of the server around SLA sweeps
+	TwoNodeTraces  int // traces per tenant appended through two dg up processes before the kill
+	TwoNodeWriters int // concurrent HTTP writers per tenant in the two-process test
 }
 
 func envInt(name string, def int) int {
@@ -57,10 +59,10 @@ func envDur(name string, def time.Duration) time.Duration {
 func loadParams() params {
 	full := os.Getenv("DG_REL_FULL") == "1"
 	p := params{Writers: 64, KillRounds: 2, DBFaultRounds: 1, BadRequests: 3000, AuthRounds: 1,
-		Soak: 10 * time.Second, SoakWriters: 8, ProjKillRounds: 2, SweepKills: 2}
+		Soak: 10 * time.Second, SoakWriters: 8, ProjKillRounds: 2, SweepKills: 2, TwoNodeTraces: 24, TwoNodeWriters: 3}
 	if full {
 		p = params{Full: true, Writers: 64, KillRounds: 20, DBFaultRounds: 3, BadRequests: 100000, AuthRounds: 3,
-			Soak: 5 * time.Minute, SoakWriters: 16, ProjKillRounds: 5, SweepKills: 5}
+			Soak: 5 * time.Minute, SoakWriters: 16, ProjKillRounds: 5, SweepKills: 5, TwoNodeTraces: 300, TwoNodeWriters: 8}
 	}
 	p.Writers = envInt("DG_REL_WRITERS", p.Writers)
 	p.KillRounds = envInt("DG_REL_KILL_ROUNDS", p.KillRounds)
@@ -71,6 +73,8 @@ func loadParams() params {
 	p.SoakWriters = envInt("DG_REL_SOAK_WRITERS", p.SoakWriters)
 	p.ProjKillRounds = envInt("DG_REL_PROJ_KILLS", p.ProjKillRounds)
 	p.SweepKills = envInt("DG_REL_SWEEP_KILLS", p.SweepKills)
+	p.TwoNodeTraces = envInt("DG_REL_TWONODE_TRACES", p.TwoNodeTraces)
+	p.TwoNodeWriters = envInt("DG_REL_TWONODE_WRITERS", p.TwoNodeWriters)
 	return p
 }
 
@@ -144,6 +148,7 @@ var sections = []struct{ key, title, run string }{
 	{"diskfull", "Backup on a full disk (1 MiB tmpfs)", "TestBackupDiskFull"},
 	{"projkill", "Projector crash: kill -9 mid-rebuild", "TestRebuildKilled"},
 	{"sweepkill", "Workflow crash: kill -9 around SLA sweeps", "TestSweepKilled"},
+	{"twonode", "Two dg up processes on one database: exactly-once projection, kill -9 of the lock holder", "TestTwoNodes"},
 	{"badinput", "Bad input corpus over HTTP", "TestBadInputCorpus"},
 	{"auth", "Auth and tenant isolation", "TestAuthMatrix|TestConsoleRefuses|TestTokenCompare"},
 	{"bench", "Token comparison timing by matching prefix (benchmark)", ""},
@@ -168,8 +173,8 @@ func writeReportLocked(path string) error {
 		mode = "full (DG_REL_FULL=1)"
 	}
 	fmt.Fprintf(&b, "- variant: %s\n", mode)
-	fmt.Fprintf(&b, "- parameters: writers=%d kill_rounds=%d dbfault_rounds=%d bad_requests=%d auth_rounds=%d soak=%s soak_writers=%d rebuild_kills=%d sweep_kills=%d\n",
-		P.Writers, P.KillRounds, P.DBFaultRounds, P.BadRequests, P.AuthRounds, P.Soak, P.SoakWriters, P.ProjKillRounds, P.SweepKills)
+	fmt.Fprintf(&b, "- parameters: writers=%d kill_rounds=%d dbfault_rounds=%d bad_requests=%d auth_rounds=%d soak=%s soak_writers=%d rebuild_kills=%d sweep_kills=%d twonode_traces=%d twonode_writers=%d\n",
+		P.Writers, P.KillRounds, P.DBFaultRounds, P.BadRequests, P.AuthRounds, P.Soak, P.SoakWriters, P.ProjKillRounds, P.SweepKills, P.TwoNodeTraces, P.TwoNodeWriters)
 	res := "PASS"
 	for _, r := range report.results {
 		if r == "FAIL" {
@@ -178,8 +183,8 @@ func writeReportLocked(path string) error {
 	}
 	fmt.Fprintf(&b, "- result of the tests run so far: %s (%d tests)\n\n", res, len(report.order))
 	b.WriteString("Reproduce the whole run with:\n\n```sh\n")
-	env := fmt.Sprintf("DG_REL_WRITERS=%d DG_REL_KILL_ROUNDS=%d DG_REL_DBFAULT_ROUNDS=%d DG_REL_BAD_REQUESTS=%d DG_REL_AUTH_ROUNDS=%d DG_REL_SOAK=%s DG_REL_SOAK_WRITERS=%d DG_REL_PROJ_KILLS=%d DG_REL_SWEEP_KILLS=%d",
-		P.Writers, P.KillRounds, P.DBFaultRounds, P.BadRequests, P.AuthRounds, P.Soak, P.SoakWriters, P.ProjKillRounds, P.SweepKills)
+	env := fmt.Sprintf("DG_REL_WRITERS=%d DG_REL_KILL_ROUNDS=%d DG_REL_DBFAULT_ROUNDS=%d DG_REL_BAD_REQUESTS=%d DG_REL_AUTH_ROUNDS=%d DG_REL_SOAK=%s DG_REL_SOAK_WRITERS=%d DG_REL_PROJ_KILLS=%d DG_REL_SWEEP_KILLS=%d DG_REL_TWONODE_TRACES=%d DG_REL_TWONODE_WRITERS=%d",
+		P.Writers, P.KillRounds, P.DBFaultRounds, P.BadRequests, P.AuthRounds, P.Soak, P.SoakWriters, P.ProjKillRounds, P.SweepKills, P.TwoNodeTraces, P.TwoNodeWriters)
 	fmt.Fprintf(&b, "%s go test -count=1 -timeout 90m -v ./test/reliability/\n```\n\n", env)
 	b.WriteString("Full sizes of the issue: `DG_REL_FULL=1 DG_REL_SOAK=30m scripts/reliability.sh` (the full variant defaults to a 5 minute soak).\n\n")
 
