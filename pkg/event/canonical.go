@@ -84,6 +84,10 @@ func sha256Hex(b []byte) string {
 // while unwinding, so the happy path allocates none.
 type canonicalizer struct {
 	float *Error
+	// keys is a stack of object keys shared by every level: each object
+	// sorts its keys in its own top segment, so a document allocates no
+	// key slices.
+	keys []string
 }
 
 func (c *canonicalizer) noteFloat(path, msg string) {
@@ -112,11 +116,13 @@ func (c *canonicalizer) append(b []byte, v any, depth int) ([]byte, *Error) {
 		if x == nil {
 			return append(b, "null"...), nil
 		}
-		keys := make([]string, 0, len(x))
+		mark := len(c.keys)
 		for k := range x {
-			keys = append(keys, k)
+			c.keys = append(c.keys, k)
 		}
-		slices.Sort(keys)
+		keys := c.keys[mark:]
+		sortKeys(keys)
+		defer func() { clear(c.keys[mark:]); c.keys = c.keys[:mark] }()
 		b = append(b, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -204,6 +210,24 @@ func (c *canonicalizer) append(b []byte, v any, depth int) ([]byte, *Error) {
 		return append(b, '0'), nil // placeholder; the float error is returned at the end
 	default:
 		return nil, newError(CodeInvalidArgument, "", fmt.Sprintf("a value of Go type %T is not JSON; use map[string]any, []any, string, json.Number, bool or nil", v))
+	}
+}
+
+// sortKeys sorts object keys in byte order: insertion sort for the few
+// keys of a typical object, slices.Sort otherwise.
+func sortKeys(keys []string) {
+	if len(keys) > 12 {
+		slices.Sort(keys)
+		return
+	}
+	for i := 1; i < len(keys); i++ {
+		k := keys[i]
+		j := i
+		for j > 0 && keys[j-1] > k {
+			keys[j] = keys[j-1]
+			j--
+		}
+		keys[j] = k
 	}
 }
 

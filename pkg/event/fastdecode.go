@@ -346,13 +346,22 @@ func (p *fastParser) strEscaped(start, i, internLen int) (string, bool) {
 	return "", false
 }
 
-// intern returns b as a string, sharing one copy of each short string.
+// intern returns b as a string. Known member names and values come from
+// a fixed table; other short strings are shared through a table of the
+// document's own only in large documents (an event file), where it pays
+// for itself.
 func (p *fastParser) intern(b []byte, maxLen int) string {
 	if len(b) > maxLen {
 		return string(b)
 	}
+	if s, ok := knownStrings[string(b)]; ok {
+		return s
+	}
+	if len(p.data) < internMinDoc {
+		return string(b)
+	}
 	if p.strs == nil {
-		p.strs = make(map[string]string, 64)
+		p.strs = make(map[string]string, 256)
 	}
 	if s, ok := p.strs[string(b)]; ok {
 		return s
@@ -363,3 +372,41 @@ func (p *fastParser) intern(b []byte, maxLen int) string {
 	}
 	return s
 }
+
+// internMinDoc is the document size from which fastParser keeps a table of
+// its own short strings.
+const internMinDoc = 32 << 10
+
+// knownStrings holds the envelope's and the payloads' member names and the
+// documented enum values; it is never modified after initialisation.
+var knownStrings = func() map[string]string {
+	m := map[string]string{}
+	add := func(ss ...string) {
+		for _, s := range ss {
+			m[s] = s
+		}
+	}
+	add("event_id", "trace_id", "trace_seq", "event_type", "occurred_at", "source", "producer_id",
+		"system", "subsystem", "actor", "actor_type", "actor_id", "correlation_id", "causation_event_id",
+		"idempotency_key", "schema_version", "payload", "tags", "events", "0", "1", "-0")
+	add(Types()...)
+	add(actorTypes...)
+	var fields func(fs []field)
+	fields = func(fs []field) {
+		for _, f := range fs {
+			add(f.key)
+			fields(f.sub)
+		}
+	}
+	for _, fs := range payloadRules {
+		fields(fs)
+	}
+	for _, rs := range strictRules {
+		for _, r := range rs {
+			add(r.path...)
+			add(r.allowed...)
+		}
+	}
+	add("key", "value", "type", "as_of", "raw", "locator", "similarity_score", "sla_hours", "metadata")
+	return m
+}()
