@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/decisiongraph/dg/pkg/event"
 )
@@ -144,4 +147,167 @@ func (m *MemLog) ChainHead(tenant string) ChainHead {
 		}
 	}
 	return ChainHead{TenantID: tenant, LogSeq: last, ChainHash: cs.hash, EventCount: cs.count}
+}
+
+// AppendAll appends envs to tenant's log in order with exactly the result
+// of calling Append on each in turn, stopping at the first refused
+// envelope: it returns how many of envs became new log entries (retries
+// are not appended again), the index of the refused envelope (len(envs)
+// when none was) and its error. onEach, when not nil, is called for every
+// envelope handled before that, with the stored event and whether it was
+// a replay.
+//
+// What Append does before looking at the log (validation, canonical JSON,
+// payload hash, reading the canonical payload back) runs on every core
+// ahead of the rules, which still judge one envelope at a time in order, so
+// the outcome does not depend on scheduling. The log is locked for the
+// whole call.
+//
+// AppendAll takes ownership of the envelopes' payloads: a payload that is
+// already exactly what reading its canonical JSON back gives (decoded JSON
+// of map[string]any, []any, string, integer json.Number other than "-0",
+// bool and nil, as event.DecodeEvents makes) is kept as the stored payload
+// instead of being decoded again, so callers must not modify envs
+// afterwards.
+func (m *MemLog) AppendAll(tenant string, envs []event.Envelope, onEach func(i int, ev *event.StoredEvent, replay bool)) (appended, failedAt int, err error) {
+	type result struct {
+		p       *prepared
+		err     error
+		payload map[string]any
+	}
+	res := make([]result, len(envs))
+	const chunk = 64
+	chunks := (len(envs) + chunk - 1) / chunk
+	done := make([]chan struct{}, chunks)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	var next atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	work := func() {
+		defer wg.Done()
+		for !stop.Load() {
+			c := int(next.Add(1) - 1)
+			if c >= chunks {
+				return
+			}
+			for i := c * chunk; i < min((c+1)*chunk, len(envs)); i++ {
+				r := &res[i]
+				r.p, r.err = prepare(tenant, &envs[i], m.opts)
+				if r.err != nil {
+					continue
+				}
+				if canonicalShaped(r.p.env.Payload, 0) {
+					r.payload = r.p.env.Payload
+				} else if payload, derr := event.DecodePayload(r.p.payloadJSON); derr != nil {
+					r.err = fmt.Errorf("re-read canonical payload: %w", derr)
+				} else {
+					r.payload = payload
+				}
+			}
+			close(done[c])
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	wg.Add(workers)
+	for range workers {
+		go work()
+	}
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.events) == 0 {
+		m.ix.grow(len(envs))
+	}
+	for c := range chunks {
+		<-done[c]
+		for i := c * chunk; i < min((c+1)*chunk, len(envs)); i++ {
+			r := &res[i]
+			if r.err != nil {
+				return appended, i, r.err
+			}
+			prev, rerr := m.ix.decide(r.p)
+			if rerr != nil {
+				return appended, i, rerr
+			}
+			if prev != nil {
+				if onEach != nil {
+					onEach(i, prev, true)
+				}
+				continue
+			}
+			// r.p.env is prepare's private copy of the envelope.
+			r.p.env.Payload = r.payload
+			r.p.env.Tags = append([]string{}, r.p.env.Tags...)
+			ev, err := m.ix.accept(r.p, recordedNow())
+			if err != nil {
+				return appended, i, err
+			}
+			m.events = append(m.events, ev)
+			appended++
+			if onEach != nil {
+				onEach(i, ev, false)
+			}
+			res[i] = result{}
+		}
+	}
+	return appended, len(envs), nil
+}
+
+// canonicalShaped reports whether v is already exactly what decoding its
+// canonical JSON gives back: decoded JSON shapes only, no nil maps or
+// slices (which canonicalise to null), and json.Numbers other than "-0"
+// (which canonicalises to 0). It is only asked about payloads prepare
+// accepted.
+func canonicalShaped(v any, depth int) bool {
+	if depth > event.MaxDepth {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, bool, string:
+		return true
+	case json.Number:
+		// prepare has accepted the payload, so every number is an integer
+		// literal (floats and malformed numbers are refused).
+		return x != "-0"
+	case map[string]any:
+		if x == nil {
+			return false
+		}
+		for _, e := range x {
+			if !canonicalShaped(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		if x == nil {
+			return false
+		}
+		for _, e := range x {
+			if !canonicalShaped(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// grow sizes the index's maps for about n more events, when they are empty.
+func (ix *logIndex) grow(n int) {
+	if len(ix.idem) == 0 {
+		ix.idem = make(map[idemKey]*event.StoredEvent, n)
+	}
+	if len(ix.ids) == 0 {
+		ix.ids = make(map[idKey]struct{}, n)
+	}
+	if len(ix.traces) == 0 {
+		ix.traces = make(map[traceKey]traceState, n/4)
+	}
 }
