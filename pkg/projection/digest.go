@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/decisiongraph/dg/pkg/event"
 )
@@ -55,19 +57,44 @@ type Tables struct {
 // Sort orders every slice by its key in code-point order, as digests need.
 // Database collation is never relied on.
 func (t *Tables) Sort() {
-	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].NodeID < t.Nodes[j].NodeID })
-	sort.Slice(t.Edges, func(i, j int) bool { return t.Edges[i].EdgeID < t.Edges[j].EdgeID })
-	sort.Slice(t.Summaries, func(i, j int) bool { return t.Summaries[i].TraceID < t.Summaries[j].TraceID })
-	sort.Slice(t.Precedents, func(i, j int) bool { return t.Precedents[i].SourceEventID < t.Precedents[j].SourceEventID })
+	t.sortGraph()
+	t.sortSummaries()
+	t.sortPrecedents()
 }
 
-// Digest sorts the tables and computes the four digests.
+// Keys are unique in each table, so the unstable sorts give one order.
+func (t *Tables) sortGraph() {
+	slices.SortFunc(t.Nodes, func(a, b Node) int { return strings.Compare(a.NodeID, b.NodeID) })
+	slices.SortFunc(t.Edges, func(a, b Edge) int { return strings.Compare(a.EdgeID, b.EdgeID) })
+}
+
+func (t *Tables) sortSummaries() {
+	slices.SortFunc(t.Summaries, func(a, b Summary) int { return strings.Compare(a.TraceID, b.TraceID) })
+}
+
+func (t *Tables) sortPrecedents() {
+	slices.SortFunc(t.Precedents, func(a, b Precedent) int { return strings.Compare(a.SourceEventID, b.SourceEventID) })
+}
+
+// Digest sorts the tables and computes the four digests. The three
+// projections are sorted and hashed concurrently (they share no rows).
 func (t *Tables) Digest() Digests {
-	t.Sort()
 	var d Digests
-	d.ContextGraph = graphDigestSorted(t.Nodes, t.Edges)
-	d.TraceSummary = listDigest(len(t.Summaries), func(b []byte, i int) []byte { return AppendSummaryJSON(b, &t.Summaries[i]) })
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		t.sortGraph()
+		d.ContextGraph = graphDigestSorted(t.Nodes, t.Edges)
+	}()
+	go func() {
+		defer wg.Done()
+		t.sortSummaries()
+		d.TraceSummary = listDigest(len(t.Summaries), func(b []byte, i int) []byte { return AppendSummaryJSON(b, &t.Summaries[i]) })
+	}()
+	t.sortPrecedents()
 	d.PrecedentIndex = listDigest(len(t.Precedents), func(b []byte, i int) []byte { return AppendPrecedentJSON(b, &t.Precedents[i]) })
+	wg.Wait()
 	d.FullProjection = FullDigest(d.ContextGraph, d.TraceSummary, d.PrecedentIndex)
 	return d
 }

@@ -2,6 +2,9 @@ package projection
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/decisiongraph/dg/pkg/event"
 )
@@ -142,16 +145,39 @@ func NewMemory() *Memory {
 	return &Memory{proj: NewProjector(SetAll), rows: NewMemStore(), traces: traceMemory{}}
 }
 
+// newMemoryFor is NewMemory with tables sized for a log of about n events.
+func newMemoryFor(n int) *Memory {
+	rows := &MemStore{
+		nodes: make(map[string]Node, n), edges: make(map[string]Edge, n), summaries: make(map[string]*Summary, n/8),
+		policyEvals: make(map[string]PolicyEval, n/8), precedents: make(map[string]Precedent, n/4), precByTrace: make(map[string][]string, n/8),
+	}
+	return &Memory{proj: &Projector{set: SetAll, next: make(map[string]int64, n/8)}, rows: rows, traces: traceMemory{}}
+}
+
 // Project applies events in log_seq order. It stops at the first event that
 // fails and returns a *StepError; the cursor then stays on the event before
 // it. Events at or below the cursor are refused, so a catch-up split at any
 // point gives the same result as one pass.
+//
+// The payload hashes Step checks are computed on every core ahead of the
+// rules, which still run one event at a time in log_seq order; the result
+// and the first error are those of a plain loop over Step.
 func (m *Memory) Project(events []*event.StoredEvent) error {
-	for _, ev := range events {
+	type hashed struct {
+		hash string
+		err  error
+	}
+	hashes := make([]hashed, len(events))
+	run := startChunks(len(events), func(i int) {
+		hashes[i].hash, hashes[i].err = event.PayloadHash(events[i].Payload)
+	})
+	defer run.stop()
+	for i, ev := range events {
+		run.wait(i)
 		if ev.LogSeq <= m.cursor {
 			return fmt.Errorf("event %s has log_seq %d, not after the cursor %d: give events in log_seq order", ev.EventID, ev.LogSeq, m.cursor)
 		}
-		ch, err := m.proj.Step(ev, m.traces.events)
+		ch, err := m.proj.stepHashed(ev, m.traces.events, hashes[i].hash, hashes[i].err)
 		if err != nil {
 			return err
 		}
@@ -160,6 +186,56 @@ func (m *Memory) Project(events []*event.StoredEvent) error {
 		m.cursor = ev.LogSeq
 	}
 	return nil
+}
+
+// chunkRun computes fn(i) for i in [0, n) on every core, in chunks taken in
+// index order, so a sequential consumer can start on the first indexes
+// while later ones are still being computed.
+type chunkRun struct {
+	n, size int
+	done    []chan struct{}
+	next    atomic.Int64
+	halt    atomic.Bool
+	wg      sync.WaitGroup
+}
+
+const chunkSize = 64
+
+func startChunks(n int, fn func(i int)) *chunkRun {
+	r := &chunkRun{n: n, size: chunkSize}
+	chunks := (n + r.size - 1) / r.size
+	r.done = make([]chan struct{}, chunks)
+	for i := range r.done {
+		r.done[i] = make(chan struct{})
+	}
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	r.wg.Add(workers)
+	for range workers {
+		go func() {
+			defer r.wg.Done()
+			for !r.halt.Load() {
+				c := int(r.next.Add(1) - 1)
+				if c >= chunks {
+					return
+				}
+				for i := c * r.size; i < min((c+1)*r.size, n); i++ {
+					fn(i)
+				}
+				close(r.done[c])
+			}
+		}()
+	}
+	return r
+}
+
+// wait blocks until fn(i) has run.
+func (r *chunkRun) wait(i int) { <-r.done[i/r.size] }
+
+// stop ends the workers once their current chunk is done and waits for
+// them.
+func (r *chunkRun) stop() {
+	r.halt.Store(true)
+	r.wg.Wait()
 }
 
 // Cursor is the log_seq of the last projected event (0 before any).

@@ -45,18 +45,18 @@ func DigestOffline(tenant string, files []EventFile, opts event.Options) (*Offli
 	log := store.NewMemLog(opts)
 	res := &OfflineResult{}
 	for _, f := range files {
-		for i := range f.Events {
-			res.Submitted++
-			_, replay, err := log.Append(tenant, &f.Events[i])
-			if err != nil {
-				return nil, &InputError{File: f.Name, Index: i, Err: err}
-			}
-			if !replay {
-				res.Appended++
-			}
+		// AppendAll is Append for each envelope in turn, with the pure
+		// preparation (validation, canonical JSON, hashes) spread over the
+		// cores. The log is private to this call, so the payloads it keeps
+		// from f.Events are never seen by anyone else.
+		n, failed, err := log.AppendAll(tenant, f.Events, nil)
+		if err != nil {
+			return nil, &InputError{File: f.Name, Index: failed, Err: err}
 		}
+		res.Submitted += len(f.Events)
+		res.Appended += n
 	}
-	m := NewMemory()
+	m := newMemoryFor(res.Appended)
 	if err := m.Project(log.Events(tenant, 0, 0)); err != nil {
 		return nil, fmt.Errorf("project the offline log: %w", err)
 	}

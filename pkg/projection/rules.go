@@ -81,11 +81,18 @@ func (p *Projector) SetNext(traceID string, next int64) { p.next[traceID] = next
 // row changes it makes to the selected projections. Events must be given in
 // log_seq order. On error the projector's state is unchanged.
 func (p *Projector) Step(ev *event.StoredEvent, traceEvents TraceEvents) (Changes, error) {
+	hash, err := event.PayloadHash(ev.Payload)
+	return p.stepHashed(ev, traceEvents, hash, err)
+}
+
+// stepHashed is Step given the result of event.PayloadHash(ev.Payload),
+// computed beforehand (Memory.Project hashes a run of events on every core
+// ahead of the sequential rules).
+func (p *Projector) stepHashed(ev *event.StoredEvent, traceEvents TraceEvents, hash string, err error) (Changes, error) {
 	fail := func(code event.Code, format string, args ...any) (Changes, error) {
 		return Changes{}, &StepError{EventID: ev.EventID, LogSeq: ev.LogSeq, TraceID: ev.TraceID,
 			Err: &event.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
 	}
-	hash, err := event.PayloadHash(ev.Payload)
 	if err != nil {
 		return Changes{}, &StepError{EventID: ev.EventID, LogSeq: ev.LogSeq, TraceID: ev.TraceID, Err: err}
 	}
