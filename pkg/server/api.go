@@ -10,6 +10,7 @@ import (
 	"github.com/decisiongraph/dg/pkg/audit"
 	"github.com/decisiongraph/dg/pkg/auth"
 	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/projection"
 	"github.com/decisiongraph/dg/pkg/store"
 	"github.com/decisiongraph/dg/pkg/workflow"
 )
@@ -40,6 +41,13 @@ type APIConfig struct {
 	// route answers from the event log alone with "summary": null.
 	// HOOK(projections): set it from pkg/projection's trace-summary query.
 	TraceSummary func(ctx context.Context, tenant, traceID string) (any, error)
+	// TraceSummaryPG, when set, is the projection engine whose trace
+	// summary the trace route serves, on the same database as Log; it
+	// replaces TraceSummary (which is then not called). The route reads
+	// the freshness inputs, the summary row and the events in one
+	// statement (traces_fast.go) and falls back to TraceSummaryFrom(pg)
+	// when that read cannot answer.
+	TraceSummaryPG *projection.PG
 	// ProjectionSync, when set, is called after each new append to nudge
 	// the tenant's projection workers; its result is the response's
 	// projection_sync_triggered.

@@ -27,6 +27,9 @@ type APIBenchOptions struct {
 	TraceEvents int   // events in the trace that is read (100)
 	// Progress, when set, is told which round starts.
 	Progress func(path string, clients int)
+	// ReadsOnly skips the in-process read baseline and the append rounds
+	// (for CPU profiles of the HTTP read path alone).
+	ReadsOnly bool
 }
 
 // APIBenchRun is one measured round.
@@ -90,7 +93,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	// The read rounds run first and the appends after them, so the trace
 	// summary stays current while reads are measured.
 	srv := New(Config{API: &APIConfig{Log: st, Accounts: accounts, RateLimits: RateLimits{Read: -1, Write: -1, Admin: -1},
-		TraceSummary: TraceSummaryFrom(pg)}})
+		TraceSummary: TraceSummaryFrom(pg), TraceSummaryPG: pg}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("bench: listen: %w", err)
@@ -113,6 +116,10 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		row.ReadHTTP = benchRound(c, o.Reads, func(int, int) error {
 			return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(traceID))
 		})
+		if o.ReadsOnly {
+			rep.Rows = append(rep.Rows, row)
+			continue
+		}
 		row.ReadStore = benchRound(c, o.Reads, func(int, int) error {
 			evs, err := st.TraceEvents(ctx, benchTenant, traceID, -1, store.MaxQueryLimit)
 			if err != nil {
@@ -127,6 +134,9 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		})
 		row.ReadRatio = ratio(row.ReadHTTP.PerSec, row.ReadStore.PerSec)
 		rep.Rows = append(rep.Rows, row)
+	}
+	if o.ReadsOnly {
+		return rep, nil
 	}
 	var round atomic.Int64
 	for i := range rep.Rows {

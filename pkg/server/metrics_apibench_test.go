@@ -56,3 +56,28 @@ func BenchmarkAPITraceRead32(b *testing.B) {
 	b.ReportMetric(r.ReadStore.PerSec, "store-reads/s")
 	b.ReportMetric(r.ReadStore.P99Ms, "store-p99-ms")
 }
+
+// BenchmarkAPITraceReadHTTP32 is BenchmarkAPITraceRead32 without the
+// in-process baseline round, so a CPU profile shows the HTTP read path
+// (server and client) alone:
+//
+//	go test -run '^$' -bench APITraceReadHTTP32 -cpuprofile cpu.out ./pkg/server
+func BenchmarkAPITraceReadHTTP32(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.New(ctx, pgtest.New(b), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	b.ResetTimer()
+	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{32}, Reads: max(b.N, 32), TraceEvents: 100, ReadsOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rep.Rows[0]
+	if r.ReadHTTP.Errors > 0 {
+		b.Fatalf("%d failed reads", r.ReadHTTP.Errors)
+	}
+	b.ReportMetric(r.ReadHTTP.PerSec, "http-reads/s")
+	b.ReportMetric(r.ReadHTTP.P99Ms, "http-p99-ms")
+}

@@ -47,6 +47,7 @@ func (n *node) withProjections(cfg *APIConfig) *APIConfig {
 	pg := n.projections.PG()
 	cfg.Projections = &ProjectionsConfig{PG: pg, Pool: n.pool, Replays: n.replays}
 	cfg.TraceSummary = TraceSummaryFrom(pg)
+	cfg.TraceSummaryPG = pg // the same summary, read with the events in one statement
 	return cfg
 }
 

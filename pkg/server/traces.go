@@ -18,21 +18,42 @@ type traceResponse struct {
 }
 
 // handleGetTrace returns a trace's events (trace_seq order) and its
-// projected summary. The summary comes from APIConfig.TraceSummary, which
-// answers 409 projection_out_of_date while the trace_summary projection
-// is behind and 404 when it has no row; without that hook the summary is
-// null and a trace with no events is 404.
+// projected summary. The summary comes from APIConfig.TraceSummaryPG (read
+// with the events in one statement) or APIConfig.TraceSummary, which
+// answer 409 projection_out_of_date while the trace_summary projection is
+// behind and 404 when it has no row; without either the summary is null
+// and a trace with no events is 404.
+//
+// The events are rendered from their stored text (traces_fast.go); the
+// decoding path below is the reference the fast path must match byte for
+// byte and what answers whenever the fast path cannot.
 func (a *api) handleGetTrace(w http.ResponseWriter, r *http.Request, p *Principal) {
 	traceID := pathParam(r, "trace_id")
+	hook := a.cfg.TraceSummary
+	if pg := a.cfg.TraceSummaryPG; pg != nil {
+		if a.serveTraceWithSummaryRaw(w, r, p, traceID) {
+			return
+		}
+		hook = TraceSummaryFrom(pg)
+	}
 	var summary any
-	if a.cfg.TraceSummary != nil {
-		s, err := a.cfg.TraceSummary(r.Context(), p.Tenant, traceID)
+	if hook != nil {
+		s, err := hook(r.Context(), p.Tenant, traceID)
 		if err != nil {
 			a.writeFailure(w, r, err)
 			return
 		}
 		summary = s
 	}
+	if a.serveTraceRaw(w, r, p, traceID, summary) {
+		return
+	}
+	a.serveTraceDecoded(w, r, p, traceID, summary)
+}
+
+// serveTraceDecoded answers from decoded events (store.TraceEvents and
+// event.EncodeStoredEvent) with the summary already read.
+func (a *api) serveTraceDecoded(w http.ResponseWriter, r *http.Request, p *Principal, traceID string, summary any) {
 	var out []json.RawMessage
 	var evs0 []*event.StoredEvent // the first page (starts with TraceStarted)
 	since := int64(-1)

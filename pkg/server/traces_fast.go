@@ -1,0 +1,384 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/projection"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// The fast trace read: the events come from the log as column bytes
+// (store.ReadTraceRaw*) and are written into one pooled buffer with
+// pre-escaped member names, the stored payload and tags text spliced in by
+// event.AppendStoredPayload/AppendStoredTags. No maps, no reflection, and
+// with APIConfig.TraceSummaryPG one statement per request. The bytes are
+// exactly what serveTraceDecoded writes (traces_fast_test.go compares
+// them); whenever the fast path cannot vouch for that (a payload the
+// walker declines, an unexpected wire format, a stale projection, a
+// missing summary) it reports false and the decoding path answers.
+
+// rawTraceLog is what the fast path needs from the event log; *store.Store
+// has it.
+type rawTraceLog interface {
+	ReadTraceRaw(ctx context.Context, tenant, traceID string, fn func(*store.RawEvent) error) error
+	ReadTraceRawWithSummary(ctx context.Context, tenant, traceID, projection string,
+		meta func(*store.RawTraceMeta) error, fn func(*store.RawEvent) error) error
+}
+
+// errTraceFallback stops a raw read whose answer the decoding path must give.
+var errTraceFallback = errors.New("trace read: take the decoding path")
+
+// rawLog returns the log's raw reader, and the telemetry that wraps it.
+func (a *api) rawLog() (rawTraceLog, *Telemetry) {
+	switch l := a.cfg.Log.(type) {
+	case *tracedLog:
+		if raw, ok := l.log.(rawTraceLog); ok {
+			return raw, l.t
+		}
+	case rawTraceLog:
+		return l, nil
+	}
+	return nil, nil
+}
+
+// traceBufs recycles response buffers (a 100-event trace is ~60 KiB).
+var traceBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledTraceBuf keeps one huge trace from pinning its buffer forever.
+const maxPooledTraceBuf = 4 << 20
+
+func getTraceBuf() *[]byte { return traceBufs.Get().(*[]byte) }
+
+func putTraceBuf(b *[]byte) {
+	if cap(*b) > maxPooledTraceBuf {
+		return
+	}
+	*b = (*b)[:0]
+	traceBufs.Put(b)
+}
+
+const traceBodyStart = `{"data":{"events":[`
+
+// rawTraceRender accumulates the events of one read.
+type rawTraceRender struct {
+	buf    []byte
+	n      int
+	system string // primary_entity.system of the first event's payload
+	hasSys bool
+}
+
+func (t *rawTraceRender) event(ev *store.RawEvent) error {
+	if t.n == 0 {
+		t.system, t.hasSys = primaryEntitySystem(ev.Payload)
+	} else {
+		t.buf = append(t.buf, ',')
+	}
+	var ok bool
+	if t.buf, ok = appendRawEvent(t.buf, ev); !ok {
+		return errTraceFallback
+	}
+	t.n++
+	return nil
+}
+
+// serveTraceWithSummaryRaw answers the trace route from one statement that
+// reads the projection checkpoint, the tenant's head, the summary row and
+// the events. It reports false (nothing written) when the decoding path
+// must answer, including every error response other than a database
+// failure, so that those keep the projection query's exact wording.
+func (a *api) serveTraceWithSummaryRaw(w http.ResponseWriter, r *http.Request, p *Principal, traceID string) bool {
+	raw, tel := a.rawLog()
+	if raw == nil {
+		return false
+	}
+	bp := getTraceBuf()
+	defer putTraceBuf(bp)
+	t := rawTraceRender{buf: append((*bp)[:0], traceBodyStart...)}
+	var sum1, sum2 []byte // the summary before and after primary_entity_system
+	ctx, end := traceSpan(r.Context(), tel, p.Tenant)
+	err := raw.ReadTraceRawWithSummary(ctx, p.Tenant, traceID, projection.TraceSummary,
+		func(m *store.RawTraceMeta) error {
+			if m.Checkpoint < m.Head || !m.HasSummary {
+				return errTraceFallback
+			}
+			sum1, sum2 = appendRawSummary(nil, &m.Summary)
+			return nil
+		}, t.event)
+	end(err)
+	if err != nil {
+		if errors.Is(err, errTraceFallback) || errors.Is(err, store.ErrRawUnsupported) {
+			*bp = t.buf
+			return false
+		}
+		a.writeFailure(w, r, err)
+		return true
+	}
+	if t.n == 0 {
+		*bp = t.buf
+		return false // a summary without events: the decoding path's 404
+	}
+	t.buf = append(t.buf, `],"summary":`...)
+	t.buf = append(t.buf, sum1...)
+	if t.hasSys {
+		t.buf = event.AppendJSONString(t.buf, []byte(t.system))
+	} else {
+		t.buf = append(t.buf, "null"...)
+	}
+	t.buf = append(t.buf, sum2...)
+	*bp = a.finishTraceBody(w, r, t.buf)
+	return true
+}
+
+// serveTraceRaw answers the trace route with the summary already read (nil
+// without a summary hook). It reports false, having written nothing, when
+// the decoding path must answer.
+func (a *api) serveTraceRaw(w http.ResponseWriter, r *http.Request, p *Principal, traceID string, summary any) bool {
+	raw, tel := a.rawLog()
+	if raw == nil {
+		return false
+	}
+	bp := getTraceBuf()
+	defer putTraceBuf(bp)
+	t := rawTraceRender{buf: append((*bp)[:0], traceBodyStart...)}
+	ctx, end := traceSpan(r.Context(), tel, p.Tenant)
+	err := raw.ReadTraceRaw(ctx, p.Tenant, traceID, t.event)
+	end(err)
+	*bp = t.buf
+	if code, ok := event.CodeOf(err); ok && code == event.CodeNotFound {
+		a.s.writeError(w, r, http.StatusNotFound, "not_found", "Trace not found: "+traceID, map[string]any{"trace_id": traceID})
+		return true
+	}
+	if err != nil {
+		if errors.Is(err, errTraceFallback) || errors.Is(err, store.ErrRawUnsupported) {
+			return false
+		}
+		a.writeFailure(w, r, err)
+		return true
+	}
+	if m, ok := summary.(map[string]any); ok && m["primary_entity_system"] == nil && t.hasSys {
+		m["primary_entity_system"] = t.system // as serveTraceDecoded does
+	}
+	sum, err := json.Marshal(summary)
+	if err != nil {
+		return false // the decoding path reports it
+	}
+	t.buf = append(t.buf, `],"summary":`...)
+	t.buf = append(t.buf, sum...)
+	*bp = a.finishTraceBody(w, r, t.buf)
+	return true
+}
+
+// finishTraceBody closes the success envelope and writes it as
+// Server.writeData would (same header, status and trailing newline).
+func (a *api) finishTraceBody(w http.ResponseWriter, r *http.Request, b []byte) []byte {
+	b = append(b, `},"request_id":`...)
+	b = event.AppendJSONString(b, []byte(requestID(r.Context())))
+	b = append(b, '}', '\n')
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(b); err != nil {
+		a.s.log.WarnContext(r.Context(), "write response", "err", err)
+	}
+	return b
+}
+
+// traceSpan opens the store.trace_events span the traced log opens for
+// TraceEvents (a no-op without telemetry).
+func traceSpan(ctx context.Context, t *Telemetry, tenant string) (context.Context, func(error)) {
+	if t == nil {
+		return ctx, func(error) {}
+	}
+	ctx, span := t.span(ctx, "store.trace_events", attribute.String("dg.tenant", tenant))
+	return ctx, func(err error) {
+		if err != nil && !errors.Is(err, errTraceFallback) {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+}
+
+// primaryEntitySystem is payload.primary_entity.system when that is a
+// string, read as serveTraceDecoded reads it from the decoded payload (the
+// last of duplicate keys wins in both).
+func primaryEntitySystem(payload []byte) (string, bool) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(payload, &top) != nil {
+		return "", false
+	}
+	pe, ok := top["primary_entity"]
+	if !ok || len(pe) == 0 || pe[0] != '{' {
+		return "", false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(pe, &m) != nil {
+		return "", false
+	}
+	sys, ok := m["system"]
+	if !ok || len(sys) == 0 || sys[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(sys, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Member names of a stored event in event.EncodeStoredEvent's order.
+const (
+	kEventID      = `{"event_id":`
+	kTraceID      = `,"trace_id":`
+	kTraceSeq     = `,"trace_seq":`
+	kEventType    = `,"event_type":`
+	kOccurredAt   = `,"occurred_at":`
+	kProducerID   = `,"source":{"producer_id":`
+	kSystem       = `,"system":`
+	kSubsystem    = `,"subsystem":`
+	kActorType    = `},"actor":{"actor_type":`
+	kActorID      = `,"actor_id":`
+	kCorrelation  = `},"correlation_id":`
+	kCausation    = `,"causation_event_id":`
+	kIdempotency  = `,"idempotency_key":`
+	kSchema       = `,"schema_version":`
+	kTags         = `,"tags":`
+	kPayload      = `,"payload":`
+	kTenantID     = `,"tenant_id":`
+	kLogSeq       = `,"log_seq":`
+	kRecordedAt   = `,"recorded_at":`
+	kPayloadHash  = `,"payload_hash":`
+	kEventHash    = `,"event_hash":`
+	kChainHash    = `,"chain_hash":`
+	jsonNullToken = "null"
+)
+
+// appendRawEvent writes ev as event.EncodeStoredEvent followed by the
+// envelope writer's HTML-escaping compaction would. ok is false when the
+// stored payload or tags text is not in the shape the walker handles.
+func appendRawEvent(b []byte, ev *store.RawEvent) ([]byte, bool) {
+	str := event.AppendJSONString
+	b = append(b, kEventID...)
+	b = str(b, ev.EventID)
+	b = append(b, kTraceID...)
+	b = str(b, ev.TraceID)
+	b = append(b, kTraceSeq...)
+	b = strconv.AppendInt(b, ev.TraceSeq, 10)
+	b = append(b, kEventType...)
+	b = str(b, ev.EventType)
+	b = append(b, kOccurredAt...)
+	b = str(b, ev.OccurredAt)
+	b = append(b, kProducerID...)
+	b = str(b, ev.ProducerID)
+	b = append(b, kSystem...)
+	b = str(b, ev.SourceSystem)
+	b = append(b, kSubsystem...)
+	b = appendNullableString(b, ev.SourceSubsystem)
+	b = append(b, kActorType...)
+	b = str(b, ev.ActorType)
+	b = append(b, kActorID...)
+	b = str(b, ev.ActorID)
+	b = append(b, kCorrelation...)
+	b = appendNullableString(b, ev.CorrelationID)
+	b = append(b, kCausation...)
+	b = appendNullableString(b, ev.CausationEventID)
+	b = append(b, kIdempotency...)
+	b = str(b, ev.IdempotencyKey)
+	b = append(b, kSchema...)
+	b = strconv.AppendInt(b, ev.SchemaVersion, 10)
+	b = append(b, kTags...)
+	var ok bool
+	if b, ok = event.AppendStoredTags(b, ev.Tags); !ok {
+		return b, false
+	}
+	b = append(b, kPayload...)
+	if b, ok = event.AppendStoredPayload(b, ev.Payload); !ok {
+		return b, false
+	}
+	b = append(b, kTenantID...)
+	b = str(b, ev.TenantID)
+	b = append(b, kLogSeq...)
+	b = strconv.AppendInt(b, ev.LogSeq, 10)
+	b = append(b, kRecordedAt...)
+	b = appendRecordedAt(b, ev.RecordedAt)
+	b = append(b, kPayloadHash...)
+	b = str(b, ev.PayloadHash)
+	if len(ev.EventHash) > 0 {
+		b = append(b, kEventHash...)
+		b = str(b, ev.EventHash)
+	}
+	if len(ev.ChainHash) > 0 {
+		b = append(b, kChainHash...)
+		b = str(b, ev.ChainHash)
+	}
+	return append(b, '}'), true
+}
+
+func appendNullableString(b, s []byte) []byte {
+	if s == nil {
+		return append(b, jsonNullToken...)
+	}
+	return event.AppendJSONString(b, s)
+}
+
+// appendRecordedAt writes t (UTC) as a JSON string in
+// event.RecordedAtLayout without going through time.Format.
+func appendRecordedAt(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		b = append(b, '"')
+		b = t.AppendFormat(b, event.RecordedAtLayout)
+		return append(b, '"')
+	}
+	hour, minute, sec := t.Clock()
+	us := t.Nanosecond() / 1000
+	b = append(b, '"',
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.',
+		byte('0'+us/100000), byte('0'+us/10000%10), byte('0'+us/1000%10),
+		byte('0'+us/100%10), byte('0'+us/10%10), byte('0'+us%10), 'Z', '"')
+	return b
+}
+
+// appendRawSummary renders a summary row as TraceSummaryFrom's map is
+// encoded (members sorted by name), split around the value of
+// primary_entity_system, which the caller fills in from the first event.
+func appendRawSummary(b []byte, s *store.RawTraceSummary) (before, after []byte) {
+	b = append(b, `{"event_count":`...)
+	b = strconv.AppendInt(b, s.EventCount, 10)
+	b = append(b, `,"finished_at":`...)
+	b = appendNullableString(b, s.FinishedAt)
+	b = append(b, `,"last_log_seq":`...)
+	b = strconv.AppendInt(b, s.LastLogSeq, 10)
+	b = append(b, `,"outcome":`...)
+	b = appendNullableString(b, s.Outcome)
+	b = append(b, `,"primary_entity_id":`...)
+	b = appendNullableString(b, s.PrimaryEntityID)
+	b = append(b, `,"primary_entity_system":`...)
+	split := len(b)
+	b = append(b, `,"primary_entity_type":`...)
+	b = appendNullableString(b, s.PrimaryEntityType)
+	b = append(b, `,"started_at":`...)
+	b = event.AppendJSONString(b, s.StartedAt)
+	b = append(b, `,"title":`...)
+	b = event.AppendJSONString(b, s.Title)
+	b = append(b, `,"trace_id":`...)
+	b = event.AppendJSONString(b, s.TraceID)
+	b = append(b, `,"workflow":`...)
+	b = event.AppendJSONString(b, s.Workflow)
+	b = append(b, '}')
+	return b[:split], b[split:]
+}

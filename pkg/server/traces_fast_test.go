@@ -1,0 +1,286 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/projection"
+	"github.com/decisiongraph/dg/pkg/server"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// decodingLog hides the store's raw trace reads, so a server on it takes
+// the decoding path (store.TraceEvents + event.EncodeStoredEvent): the
+// reference the fast path is compared with.
+type decodingLog struct{ server.EventLog }
+
+// countingLog is the store, counting the decoding reads that reach it.
+type countingLog struct {
+	*store.Store
+	decoded atomic.Int64
+}
+
+func (l *countingLog) TraceEvents(ctx context.Context, tenant, traceID string, since int64, limit int) ([]*event.StoredEvent, error) {
+	l.decoded.Add(1)
+	return l.Store.TraceEvents(ctx, tenant, traceID, since, limit)
+}
+
+// fastTraceRunes are the characters random strings are made of: HTML
+// specials, escapes, controls, U+2028/9, non-ASCII and astral.
+var fastTraceRunes = []rune{'a', 'Z', '0', ' ', '<', '>', '&', '"', '\\', '/', '\n', '\t', '\b', '\f', '\r', 0, 1, 0x1f, 0x7f,
+	'é', 'ß', '漢', '😀', '\u2028', '\u2029', '\ufeff', '\U0010FFFF', 0xfffd}
+
+func fastTraceString(r *rand.Rand) string {
+	var b strings.Builder
+	for n := r.IntN(8); n > 0; n-- {
+		b.WriteRune(fastTraceRunes[r.IntN(len(fastTraceRunes))])
+	}
+	return b.String()
+}
+
+func fastTraceValue(r *rand.Rand, depth int) any {
+	switch k := r.IntN(10); {
+	case k == 0:
+		return nil
+	case k == 1:
+		return r.IntN(2) == 0
+	case k <= 3:
+		var b strings.Builder
+		if r.IntN(3) == 0 {
+			b.WriteByte('-')
+		}
+		b.WriteByte(byte('1' + r.IntN(9)))
+		for i := r.IntN(45); i > 0; i-- {
+			b.WriteByte(byte('0' + r.IntN(10)))
+		}
+		return json.Number(b.String())
+	case k <= 6 || depth > 3:
+		return fastTraceString(r)
+	case k <= 8:
+		a := make([]any, r.IntN(4))
+		for i := range a {
+			a[i] = fastTraceValue(r, depth+1)
+		}
+		return a
+	}
+	m := map[string]any{}
+	for n := r.IntN(5); n > 0; n-- {
+		m[fastTraceKey(r)] = fastTraceValue(r, depth+1)
+	}
+	return m
+}
+
+// fastTraceKey is a key without characters that need escapes (a key with
+// one sends the whole read down the decoding path; the test has one such
+// trace on purpose).
+func fastTraceKey(r *rand.Rand) string {
+	var b strings.Builder
+	for n := 1 + r.IntN(6); n > 0; n-- {
+		c := fastTraceRunes[r.IntN(len(fastTraceRunes))]
+		if c < 0x20 || c == '"' || c == '\\' {
+			c = 'k'
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func strp(s string) *string { return &s }
+
+// fastTraceEvents builds a trace: TraceStarted (with an entity system full
+// of specials), n random InputObserved events with optional members
+// present or absent, then TraceFinished when finish is set.
+func fastTraceEvents(r *rand.Rand, traceID string, n int, finish bool) []*event.Envelope {
+	mk := func(seq int, typ string, payload map[string]any) *event.Envelope {
+		env := &event.Envelope{
+			EventID: fmt.Sprintf("%s/ev<%d>&", traceID, seq), TraceID: traceID, TraceSeq: int64(seq), EventType: typ,
+			OccurredAt:     "2026-01-02T03:04:05.123456+01:00",
+			Source:         event.Source{ProducerID: "prod \u2028 é", System: "sys<&>"},
+			Actor:          event.Actor{ActorType: "agent", ActorID: "agent \"quoted\" 😀"},
+			IdempotencyKey: fmt.Sprintf("k-%s-%d", traceID, seq), SchemaVersion: int64(1 + r.IntN(3)),
+			Payload: payload,
+		}
+		if r.IntN(2) == 0 {
+			env.Source.Subsystem = strp("sub\tsystem")
+		}
+		if r.IntN(2) == 0 {
+			env.CorrelationID = strp("corr\u2029" + traceID)
+		}
+		if r.IntN(2) == 0 {
+			env.CausationEventID = strp("cause<" + traceID + ">")
+		}
+		switch r.IntN(3) {
+		case 0: // no tags
+		case 1:
+			env.Tags = []string{}
+		default:
+			env.Tags = []string{"t<1>", "é&\u2028", "plain"}
+		}
+		return env
+	}
+	evs := []*event.Envelope{mk(0, event.TypeTraceStarted, map[string]any{
+		"workflow": "wf<&>", "title": "Title \u2028 \"q\" 😀",
+		"primary_entity": map[string]any{"entity_type": "ticket", "entity_id": "T-1", "system": "crm <&> \u2029 é"},
+		"big":            json.Number("-1234567890123456789012345678901234567890"),
+	})}
+	for i := 1; i <= n; i++ {
+		p := map[string]any{
+			"input_id": fmt.Sprintf("input:%d", i),
+			"source":   map[string]any{"system": "s<", "object_type": "o&", "object_id": "id\u2028", "locator": nil},
+			"facts":    []any{map[string]any{"key": "k", "value": []any{json.Number("12345678901234567890123456789012345678901"), nil, []any{[]any{}}}}},
+		}
+		for k := r.IntN(4); k > 0; k-- {
+			p[fastTraceKey(r)] = fastTraceValue(r, 0)
+		}
+		evs = append(evs, mk(i, event.TypeInputObserved, p))
+	}
+	if finish {
+		evs = append(evs, mk(n+1, event.TypeTraceFinished, map[string]any{"outcome": "approved <&>"}))
+	}
+	return evs
+}
+
+// TestTraceFastPathMatchesDecodingPath compares the trace route's bytes
+// (status, content type, body) between the fast path and the decoding
+// path over varied events, with the projected summary read in one
+// statement (TraceSummaryPG), through the summary hook, with a hook that
+// returns its own map, and without a summary; also for unknown traces,
+// another tenant, a stale projection and a payload the fast path
+// declines.
+func TestTraceFastPathMatchesDecodingPath(t *testing.T) {
+	ctx := context.Background()
+	base := newAPIEnv(t, nil)
+	st := base.store
+	counted := &countingLog{Store: st}
+	pg := projection.NewPG(st, 0)
+	hookMap := func(_ context.Context, _, traceID string) (any, error) {
+		return map[string]any{"trace_id": traceID, "note": "<&>\u2028"}, nil
+	}
+	on := func(mut func(*server.APIConfig)) *apiEnv {
+		cfg := &server.APIConfig{Log: counted, Accounts: testAccountsWithTenants(tenantA, "tenant-b"), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1}}
+		mut(cfg)
+		srv := server.New(server.Config{Env: "dev", API: cfg, Logger: discardLogger()})
+		return &apiEnv{t: t, store: st, srv: srv, h: srv.Handler(), logs: base.logs}
+	}
+	type pair struct {
+		name         string
+		fast, decode *apiEnv
+	}
+	pairs := []pair{
+		{"summary in one statement",
+			on(func(c *server.APIConfig) { c.TraceSummaryPG = pg }),
+			on(func(c *server.APIConfig) { c.Log = decodingLog{st}; c.TraceSummary = server.TraceSummaryFrom(pg) })},
+		{"summary hook",
+			on(func(c *server.APIConfig) { c.TraceSummary = server.TraceSummaryFrom(pg) }),
+			on(func(c *server.APIConfig) { c.Log = decodingLog{st}; c.TraceSummary = server.TraceSummaryFrom(pg) })},
+		{"hook with its own map",
+			on(func(c *server.APIConfig) { c.TraceSummary = hookMap }),
+			on(func(c *server.APIConfig) { c.Log = decodingLog{st}; c.TraceSummary = hookMap })},
+		{"no summary",
+			on(func(*server.APIConfig) {}),
+			on(func(c *server.APIConfig) { c.Log = decodingLog{st} })},
+	}
+
+	r := rand.New(rand.NewPCG(7, 11))
+	var traces []string
+	for i := 0; i < 12; i++ {
+		id := newTraceID(fmt.Sprintf("fast<%d>&\u2028é", i))
+		for _, env := range fastTraceEvents(r, id, 1+r.IntN(30), i%2 == 0) {
+			if _, err := st.Append(ctx, tenantA, env); err != nil {
+				t.Fatalf("append %s/%d: %v", id, env.TraceSeq, err)
+			}
+		}
+		traces = append(traces, id)
+	}
+	// A payload key with a control character: the fast path declines it.
+	declined := newTraceID("declined")
+	evs := fastTraceEvents(r, declined, 2, true)
+	evs[1].Payload["ctl\x01key"] = "v"
+	for _, env := range evs {
+		if _, err := st.Append(ctx, tenantA, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	traces = append(traces, declined)
+
+	compare := func(label, tenant, id string) (status int) {
+		t.Helper()
+		path := "/api/v1/traces/" + url.PathEscape(id)
+		for _, p := range pairs {
+			rq := req{method: "GET", path: path, token: readerToken, tenant: tenant, headers: map[string]string{"x-request-id": "req<&>" + strings.ReplaceAll(label, " ", "-")}}
+			a, b := p.fast.do(rq), p.decode.do(rq)
+			if a.Code != b.Code || a.Header().Get("Content-Type") != b.Header().Get("Content-Type") || !bytes.Equal(a.Body.Bytes(), b.Body.Bytes()) {
+				t.Errorf("%s, %s, trace %q: fast %d %q, decoding %d %q; bodies: %s", p.name, label, id,
+					a.Code, a.Header().Get("Content-Type"), b.Code, b.Header().Get("Content-Type"), firstDiff(a.Body.Bytes(), b.Body.Bytes()))
+			}
+			status = a.Code
+		}
+		return status
+	}
+
+	// Before catch-up: 409 wherever the projection is consulted.
+	compare("stale", tenantA, traces[0])
+	for _, name := range projection.Names() {
+		c, err := pg.NewCatcher(tenantA, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CatchUp(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, id := range traces {
+		before := counted.decoded.Load()
+		if st := compare(fmt.Sprintf("trace-%d", i), tenantA, id); st != 200 {
+			t.Errorf("trace %q: status %d", id, st)
+		}
+		// Only the declined trace may reach the decoding path from the
+		// fast servers (each of the four pairs once).
+		if n := counted.decoded.Load() - before; (id == declined) != (n == int64(len(pairs))) || (id != declined && n != 0) {
+			t.Errorf("trace %q: %d decoding reads from the fast servers", id, n)
+		}
+	}
+	compare("unknown", tenantA, "no-such-trace")
+	compare("other tenant", "tenant-b", traces[1])
+
+	// Behind again after one more event (the trace is unfinished).
+	more := fastTraceEvents(r, traces[1], 2, false)[2]
+	more.TraceSeq = int64(len(mustTrace(t, st, traces[1])))
+	more.EventID += "-more"
+	more.IdempotencyKey += "-more"
+	if _, err := st.Append(ctx, tenantA, more); err != nil {
+		t.Fatal(err)
+	}
+	compare("stale again", tenantA, traces[1])
+}
+
+func mustTrace(t *testing.T, st *store.Store, id string) []*event.StoredEvent {
+	t.Helper()
+	evs, err := st.TraceEvents(context.Background(), tenantA, id, -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// firstDiff shows where two bodies part.
+func firstDiff(a, b []byte) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	if i == len(a) && i == len(b) {
+		return "equal"
+	}
+	from := max(i-80, 0)
+	return fmt.Sprintf("differ at byte %d (lengths %d, %d):\n fast     %q\n decoding %q", i, len(a), len(b),
+		a[from:min(i+80, len(a))], b[from:min(i+80, len(b))])
+}

@@ -1,0 +1,307 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// RawEvent is one stored event as its column bytes, for renderers that
+// write responses without decoding: strings are the column's UTF-8 text,
+// Tags and Payload the stored JSON text exactly as written (the canonical
+// text payload_hash covers). A nil SourceSubsystem, CorrelationID or
+// CausationEventID is SQL NULL. The slices point into the driver's read
+// buffer and are valid only during the callback that receives the event.
+type RawEvent struct {
+	LogSeq        int64
+	TraceSeq      int64
+	SchemaVersion int64
+	RecordedAt    time.Time // UTC
+
+	TenantID, EventID, TraceID, EventType, OccurredAt []byte
+	ProducerID, SourceSystem, SourceSubsystem         []byte
+	ActorType, ActorID                                []byte
+	CorrelationID, CausationEventID                   []byte
+	IdempotencyKey                                    []byte
+	Tags, Payload                                     []byte
+	PayloadHash, EventHash, ChainHash                 []byte
+}
+
+// RawTraceSummary is the projected summary row of a trace as column bytes
+// (nil = NULL); valid only during the callback that receives it.
+type RawTraceSummary struct {
+	TraceID, Workflow, Title                    []byte
+	PrimaryEntityType, PrimaryEntityID, Outcome []byte
+	StartedAt, FinishedAt                       []byte
+	EventCount, LastLogSeq                      int64
+}
+
+// RawTraceMeta is what a trace read with its summary learns besides the
+// events: the tenant's head log_seq, the projection's checkpoint (0 when it
+// has none) and the summary row, if any.
+type RawTraceMeta struct {
+	Head, Checkpoint int64
+	HasSummary       bool
+	Summary          RawTraceSummary
+}
+
+// ErrRawUnsupported is returned by the raw trace reads when the driver did
+// not deliver a row in the expected wire format or order (for example a
+// pool configured for the simple protocol). Callers fall back to
+// TraceEvents; nothing has been decided about the trace.
+var ErrRawUnsupported = errors.New("raw trace read: unexpected result format")
+
+// rawEventColumns are the event columns of a raw read, in RawEvent order.
+const rawEventColumns = `e.log_seq, e.trace_seq, e.schema_version, e.recorded_at,
+	e.tenant_id, e.event_id, e.trace_id, e.event_type, e.occurred_at,
+	e.producer_id, e.source_system, e.source_subsystem, e.actor_type, e.actor_id,
+	e.correlation_id, e.causation_event_id, e.idempotency_key, e.tags, e.payload,
+	e.payload_hash, e.event_hash, e.chain_hash`
+
+const rawEventColumnCount = 22
+
+// rawEventsSQL reads a whole trace (no page limit: a trace route answers
+// every event) in trace_seq order.
+const rawEventsSQL = `SELECT ` + rawEventColumns + ` FROM dg_event_log e
+	WHERE e.tenant_id = $1 AND e.trace_id = $2 ORDER BY e.trace_seq`
+
+// rawTraceWithSummarySQL answers, in one statement and so one snapshot,
+// everything the trace route needs: one meta row (kind 0: the tenant's
+// head, the projection checkpoint and the summary row, NULLs when there is
+// none) and the events (kind 1) in trace_seq order. The order of the two
+// UNION ALL branches is not guaranteed by SQL, so the reader accepts the
+// meta row anywhere and checks that trace_seq increases (ErrRawUnsupported
+// otherwise) instead of paying for a sort.
+const rawTraceWithSummarySQL = `SELECT 0::int2 AS kind, m.head, m.cp,
+		s.trace_id, s.workflow, s.title, s.primary_entity_type, s.primary_entity_id, s.outcome,
+		s.started_at, s.finished_at, s.event_count, s.last_log_seq,
+		NULL::bigint, NULL::bigint, NULL::bigint, NULL::timestamptz,
+		NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+		NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+		NULL::text, NULL::text, NULL::text, NULL::json, NULL::json,
+		NULL::text, NULL::text, NULL::text
+	FROM (SELECT (SELECT COALESCE(max(log_seq), 0) FROM dg_event_log WHERE tenant_id = $1) AS head,
+			COALESCE((SELECT last_log_seq FROM dg_projection_cursors WHERE tenant_id = $1 AND projection_name = $3), 0) AS cp) m
+		LEFT JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = $2
+	UNION ALL
+	(SELECT 1::int2, NULL::bigint, NULL::bigint,
+		NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+		NULL::text, NULL::text, NULL::bigint, NULL::bigint, ` + rawEventColumns + `
+	FROM dg_event_log e WHERE e.tenant_id = $1 AND e.trace_id = $2 ORDER BY e.trace_seq)`
+
+const rawMetaColumnCount = 13 // kind, head, cp and ten summary columns
+
+// binaryResults asks for every result column in binary format: integers
+// and timestamps as fixed-width values; text and json binary output is the
+// text itself.
+var binaryResults = pgx.QueryResultFormats{pgx.BinaryFormatCode}
+
+// ReadTraceRaw calls fn with each event of one trace in trace_seq order,
+// reading the columns as bytes (no payload decoding). A trace without
+// events is DG_ERR_NOT_FOUND, as TraceEvents. An error returned by fn stops
+// the read and is returned as is.
+func (s *Store) ReadTraceRaw(ctx context.Context, tenant, traceID string, fn func(*RawEvent) error) error {
+	rows, err := s.pool.Query(ctx, rawEventsSQL, binaryResults, tenant, traceID)
+	if err != nil {
+		return fmt.Errorf("read trace %s: %w", traceID, err)
+	}
+	defer rows.Close()
+	var ev RawEvent
+	n := 0
+	last := int64(-1)
+	for rows.Next() {
+		if err := rawEventOf(rows.FieldDescriptions(), rows.RawValues(), &ev); err != nil {
+			return err
+		}
+		if ev.TraceSeq <= last {
+			return ErrRawUnsupported
+		}
+		last = ev.TraceSeq
+		n++
+		if err := fn(&ev); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read trace %s: %w", traceID, err)
+	}
+	if n == 0 {
+		return traceNotFound(tenant, traceID)
+	}
+	return nil
+}
+
+// ReadTraceRawWithSummary reads one trace together with the freshness
+// inputs and summary row of the named projection (the trace summary), in
+// one statement. meta is called exactly once, before the first event when
+// the database returns the meta row first (it does; otherwise the events
+// are buffered by the caller's choice — see ErrRawUnsupported). If meta
+// returns an error the read stops and that error is returned. A trace
+// without events is not an error here: fn is simply never called.
+func (s *Store) ReadTraceRawWithSummary(ctx context.Context, tenant, traceID, projection string,
+	meta func(*RawTraceMeta) error, fn func(*RawEvent) error) error {
+	rows, err := s.pool.Query(ctx, rawTraceWithSummarySQL, binaryResults, tenant, traceID, projection)
+	if err != nil {
+		return fmt.Errorf("read trace %s: %w", traceID, err)
+	}
+	defer rows.Close()
+	var (
+		ev       RawEvent
+		m        RawTraceMeta
+		seenMeta bool
+		last     = int64(-1)
+	)
+	for rows.Next() {
+		fds, vals := rows.FieldDescriptions(), rows.RawValues()
+		if len(vals) != rawMetaColumnCount+rawEventColumnCount {
+			return ErrRawUnsupported
+		}
+		kind, ok := rawInt(fds[0], vals[0])
+		if !ok {
+			return ErrRawUnsupported
+		}
+		if kind == 0 {
+			if seenMeta {
+				return ErrRawUnsupported
+			}
+			seenMeta = true
+			if err := rawMetaOf(fds, vals, &m); err != nil {
+				return err
+			}
+			if err := meta(&m); err != nil {
+				return err
+			}
+			continue
+		}
+		if !seenMeta {
+			// The events came before the meta row: the caller cannot know
+			// yet whether to render them.
+			return ErrRawUnsupported
+		}
+		if err := rawEventOf(fds[rawMetaColumnCount:], vals[rawMetaColumnCount:], &ev); err != nil {
+			return err
+		}
+		if ev.TraceSeq <= last {
+			return ErrRawUnsupported
+		}
+		last = ev.TraceSeq
+		if err := fn(&ev); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read trace %s: %w", traceID, err)
+	}
+	if !seenMeta {
+		return ErrRawUnsupported
+	}
+	return nil
+}
+
+func traceNotFound(tenant, traceID string) error {
+	return &event.Error{Code: event.CodeNotFound, Path: "trace_id", Message: fmt.Sprintf("trace %q has no events in tenant %q", traceID, tenant)}
+}
+
+func rawMetaOf(fds []pgconn.FieldDescription, v [][]byte, m *RawTraceMeta) error {
+	var ok1, ok2 bool
+	m.Head, ok1 = rawInt(fds[1], v[1])
+	m.Checkpoint, ok2 = rawInt(fds[2], v[2])
+	if !ok1 || !ok2 {
+		return ErrRawUnsupported
+	}
+	s := &m.Summary
+	m.HasSummary = v[3] != nil
+	if !m.HasSummary {
+		*s = RawTraceSummary{}
+		return nil
+	}
+	for i := 3; i <= 10; i++ {
+		if fds[i].Format != pgx.BinaryFormatCode && fds[i].Format != pgx.TextFormatCode {
+			return ErrRawUnsupported
+		}
+	}
+	s.TraceID, s.Workflow, s.Title = v[3], v[4], v[5]
+	s.PrimaryEntityType, s.PrimaryEntityID, s.Outcome = v[6], v[7], v[8]
+	s.StartedAt, s.FinishedAt = v[9], v[10]
+	if s.EventCount, ok1 = rawInt(fds[11], v[11]); !ok1 {
+		return ErrRawUnsupported
+	}
+	if s.LastLogSeq, ok1 = rawInt(fds[12], v[12]); !ok1 {
+		return ErrRawUnsupported
+	}
+	return nil
+}
+
+// rawEventOf fills ev from one row of rawEventColumns.
+func rawEventOf(fds []pgconn.FieldDescription, v [][]byte, ev *RawEvent) error {
+	if len(v) != rawEventColumnCount {
+		return ErrRawUnsupported
+	}
+	var ok [3]bool
+	ev.LogSeq, ok[0] = rawInt(fds[0], v[0])
+	ev.TraceSeq, ok[1] = rawInt(fds[1], v[1])
+	ev.SchemaVersion, ok[2] = rawInt(fds[2], v[2])
+	if !ok[0] || !ok[1] || !ok[2] {
+		return ErrRawUnsupported
+	}
+	t, good := rawTime(fds[3], v[3])
+	if !good {
+		return ErrRawUnsupported
+	}
+	ev.RecordedAt = t
+	// Text and json columns carry their text in either format; NULL is a
+	// nil slice (only the three nullable columns may be NULL).
+	ev.TenantID, ev.EventID, ev.TraceID, ev.EventType, ev.OccurredAt = v[4], v[5], v[6], v[7], v[8]
+	ev.ProducerID, ev.SourceSystem, ev.SourceSubsystem = v[9], v[10], v[11]
+	ev.ActorType, ev.ActorID = v[12], v[13]
+	ev.CorrelationID, ev.CausationEventID, ev.IdempotencyKey = v[14], v[15], v[16]
+	ev.Tags, ev.Payload = v[17], v[18]
+	ev.PayloadHash, ev.EventHash, ev.ChainHash = v[19], v[20], v[21]
+	for i := 4; i < rawEventColumnCount; i++ {
+		if v[i] == nil && i != 11 && i != 14 && i != 15 {
+			return ErrRawUnsupported
+		}
+	}
+	return nil
+}
+
+// rawInt decodes a non-NULL int2/int4/int8 column in binary format.
+func rawInt(fd pgconn.FieldDescription, b []byte) (int64, bool) {
+	if fd.Format != pgx.BinaryFormatCode || b == nil {
+		return 0, false
+	}
+	switch {
+	case fd.DataTypeOID == pgtype.Int8OID && len(b) == 8:
+		return int64(binary.BigEndian.Uint64(b)), true
+	case fd.DataTypeOID == pgtype.Int4OID && len(b) == 4:
+		return int64(int32(binary.BigEndian.Uint32(b))), true
+	case fd.DataTypeOID == pgtype.Int2OID && len(b) == 2:
+		return int64(int16(binary.BigEndian.Uint16(b))), true
+	}
+	return 0, false
+}
+
+// pgEpochMicros is 2000-01-01T00:00:00Z in Unix microseconds, the origin of
+// PostgreSQL's binary timestamps.
+const pgEpochMicros = 946684800 * 1000000
+
+// rawTime decodes a finite, non-NULL binary timestamptz as UTC.
+func rawTime(fd pgconn.FieldDescription, b []byte) (time.Time, bool) {
+	if fd.Format != pgx.BinaryFormatCode || fd.DataTypeOID != pgtype.TimestamptzOID || len(b) != 8 {
+		return time.Time{}, false
+	}
+	us := int64(binary.BigEndian.Uint64(b))
+	// ±infinity are the extreme int64 values; pgx refuses to scan them
+	// into time.Time too, so the caller's fallback reports them.
+	if us == 1<<63-1 || us == -1<<63 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us + pgEpochMicros).UTC(), true
+}
