@@ -1,0 +1,189 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/store"
+)
+
+// rawOf copies the strings of a raw event for comparison.
+func rawMatches(t *testing.T, raw *store.RawEvent, ev *event.StoredEvent) {
+	t.Helper()
+	nullable := func(b []byte, s *string) bool {
+		if s == nil {
+			return b == nil
+		}
+		return b != nil && string(b) == *s
+	}
+	canon, err := event.CanonicalJSON(ev.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := event.CanonicalJSON(ev.Tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"log_seq", raw.LogSeq == ev.LogSeq}, {"trace_seq", raw.TraceSeq == ev.TraceSeq},
+		{"schema_version", raw.SchemaVersion == ev.SchemaVersion}, {"recorded_at", raw.RecordedAt.Equal(ev.RecordedAt) && raw.RecordedAt.Location() == ev.RecordedAt.Location()},
+		{"tenant_id", string(raw.TenantID) == ev.TenantID}, {"event_id", string(raw.EventID) == ev.EventID},
+		{"trace_id", string(raw.TraceID) == ev.TraceID}, {"event_type", string(raw.EventType) == ev.EventType},
+		{"occurred_at", string(raw.OccurredAt) == ev.OccurredAt}, {"producer_id", string(raw.ProducerID) == ev.Source.ProducerID},
+		{"system", string(raw.SourceSystem) == ev.Source.System}, {"subsystem", nullable(raw.SourceSubsystem, ev.Source.Subsystem)},
+		{"actor_type", string(raw.ActorType) == ev.Actor.ActorType}, {"actor_id", string(raw.ActorID) == ev.Actor.ActorID},
+		{"correlation_id", nullable(raw.CorrelationID, ev.CorrelationID)}, {"causation_event_id", nullable(raw.CausationEventID, ev.CausationEventID)},
+		{"idempotency_key", string(raw.IdempotencyKey) == ev.IdempotencyKey},
+		{"payload", bytes.Equal(raw.Payload, canon)}, {"tags", bytes.Equal(raw.Tags, tags)},
+		{"payload_hash", string(raw.PayloadHash) == ev.PayloadHash}, {"event_hash", string(raw.EventHash) == ev.EventHash},
+		{"chain_hash", string(raw.ChainHash) == ev.ChainHash},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("event %s: %s differs between the raw and the decoded read", ev.EventID, c.name)
+		}
+	}
+}
+
+func appendRawTestTrace(t *testing.T, st *store.Store, tenant, traceID string, n int) []*event.StoredEvent {
+	t.Helper()
+	ctx := context.Background()
+	var out []*event.StoredEvent
+	for i := 0; i < n; i++ {
+		env := store.BenchEnvelope(traceID, i%7)
+		env.TraceSeq = int64(i)
+		env.EventID = fmt.Sprintf("%s-%d", traceID, i)
+		env.IdempotencyKey = fmt.Sprintf("%s:%d", traceID, i)
+		if i == 0 {
+			env = store.BenchEnvelope(traceID, 0)
+			env.EventID, env.IdempotencyKey = traceID+"-0", traceID+":0"
+		} else {
+			env.EventType = event.TypeInputObserved
+			env.Payload = store.BenchEnvelope(traceID, 1).Payload
+			env.Payload["note"] = "é <&> \u2028 \x00 " + fmt.Sprint(i)
+			env.Payload["big"] = []any{nil, true}
+		}
+		if i%2 == 1 {
+			sub, corr := "sub", "corr-"+traceID
+			env.Source.Subsystem, env.CorrelationID, env.CausationEventID = &sub, &corr, &corr
+			env.Tags = nil
+		}
+		res, err := st.Append(ctx, tenant, env)
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		out = append(out, res.Event)
+	}
+	return out
+}
+
+func TestReadTraceRaw(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := newTestDB(t)
+	st, err := store.New(ctx, pool, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	want := appendRawTestTrace(t, st, "raw-a", "trace-raw-1", 12)
+	appendRawTestTrace(t, st, "raw-b", "trace-raw-1", 3) // same id, other tenant
+
+	var got int
+	if err := st.ReadTraceRaw(ctx, "raw-a", "trace-raw-1", func(ev *store.RawEvent) error {
+		if got >= len(want) {
+			t.Fatalf("more events than appended")
+		}
+		rawMatches(t, ev, want[got])
+		got++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got != len(want) {
+		t.Fatalf("%d events, want %d", got, len(want))
+	}
+	err = st.ReadTraceRaw(ctx, "raw-a", "no-such-trace", func(*store.RawEvent) error { return nil })
+	if code, ok := event.CodeOf(err); !ok || code != event.CodeNotFound {
+		t.Fatalf("unknown trace: %v", err)
+	}
+	stop := errors.New("stop")
+	if err := st.ReadTraceRaw(ctx, "raw-a", "trace-raw-1", func(*store.RawEvent) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("callback error: %v", err)
+	}
+}
+
+func TestReadTraceRawWithSummary(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := newTestDB(t)
+	st, err := store.New(ctx, pool, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	want := appendRawTestTrace(t, st, "raw-a", "trace-raw-2", 5)
+	appendRawTestTrace(t, st, "raw-b", "trace-raw-2", 2)
+	head := want[len(want)-1].LogSeq
+
+	read := func(tenant, traceID string) (store.RawTraceMeta, []int64, string) {
+		t.Helper()
+		var m store.RawTraceMeta
+		var seqs []int64
+		var title string
+		metas := 0
+		err := st.ReadTraceRawWithSummary(ctx, tenant, traceID, "trace_summary", func(rm *store.RawTraceMeta) error {
+			metas++
+			m = *rm
+			title = string(rm.Summary.Title)
+			return nil
+		}, func(ev *store.RawEvent) error {
+			seqs = append(seqs, ev.TraceSeq)
+			rawMatches(t, ev, want[ev.TraceSeq])
+			return nil
+		})
+		if err != nil || metas != 1 {
+			t.Fatalf("read: %v (%d meta rows)", err, metas)
+		}
+		return m, seqs, title
+	}
+	m, seqs, _ := read("raw-a", "trace-raw-2")
+	if m.Head != head || m.Checkpoint != 0 || m.HasSummary || len(seqs) != 5 {
+		t.Fatalf("before projection: %+v %v", m, seqs)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO dg_projection_cursors (tenant_id, projection_name, last_log_seq) VALUES ('raw-a', 'trace_summary', $1)`, head); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO dg_trace_summary (tenant_id, trace_id, workflow, title, primary_entity_type, started_at, event_count, last_log_seq)
+		VALUES ('raw-a', 'trace-raw-2', 'wf', 'Title é', 'ticket', '2026-01-01T00:00:00Z', 5, $1)`, head); err != nil {
+		t.Fatal(err)
+	}
+	m, seqs, title := read("raw-a", "trace-raw-2")
+	s := m.Summary
+	if m.Checkpoint != head || !m.HasSummary || title != "Title é" || string(s.PrimaryEntityType) != "ticket" || s.PrimaryEntityID != nil ||
+		s.Outcome != nil || s.FinishedAt != nil || s.EventCount != 5 || s.LastLogSeq != head || len(seqs) != 5 {
+		t.Fatalf("with summary: %+v %v", m, seqs)
+	}
+	// Unknown trace: the meta row alone.
+	m, seqs, _ = read("raw-a", "no-such-trace")
+	if m.HasSummary || len(seqs) != 0 || m.Head != head {
+		t.Fatalf("unknown trace: %+v %v", m, seqs)
+	}
+	// A tenant without events: head 0.
+	m, _, _ = read("raw-c", "trace-raw-2")
+	if m.Head != 0 || m.Checkpoint != 0 {
+		t.Fatalf("empty tenant: %+v", m)
+	}
+	// meta's error stops the read.
+	stop := errors.New("stop")
+	err = st.ReadTraceRawWithSummary(ctx, "raw-a", "trace-raw-2", "trace_summary", func(*store.RawTraceMeta) error { return stop },
+		func(*store.RawEvent) error { t.Fatal("event after a failed meta"); return nil })
+	if !errors.Is(err, stop) {
+		t.Fatalf("meta error: %v", err)
+	}
+}
