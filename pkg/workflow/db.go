@@ -19,12 +19,12 @@ type dbtx interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// column of a bulk write: name, Postgres array type, and how to read it
-// from the Go value.
+// column of a bulk write: name, Postgres array type, and how to add the
+// Go value to the column's array parameter.
 type itemColumn struct {
 	name string
 	typ  string
-	get  func(*Item) any
+	put  func(*pgArray, *Item)
 }
 
 func sp(s string) *string {
@@ -32,14 +32,6 @@ func sp(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-func tp(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }
 
 // jsonText is m as JSON text for a jsonb column ("{}" for nil, or when a
@@ -56,41 +48,35 @@ func jsonText(m map[string]any) string {
 }
 
 var itemColumns = []itemColumn{
-	{"tenant_id", "text", func(i *Item) any { return i.TenantID }},
-	{"workflow_id", "text", func(i *Item) any { return i.WorkflowID }},
-	{"trace_id", "text", func(i *Item) any { return i.TraceID }},
-	{"workflow_kind", "text", func(i *Item) any { return i.Kind }},
-	{"workflow_name", "text", func(i *Item) any { return i.Name }},
-	{"subject_type", "text", func(i *Item) any { return i.SubjectType }},
-	{"subject_id", "text", func(i *Item) any { return i.SubjectID }},
-	{"status", "text", func(i *Item) any { return i.Status }},
-	{"priority", "text", func(i *Item) any { return i.Priority }},
-	{"title", "text", func(i *Item) any { return i.Title }},
-	{"policy_id", "text", func(i *Item) any { return sp(i.PolicyID) }},
-	{"policy_version", "text", func(i *Item) any { return sp(i.PolicyVersion) }},
-	{"requested_by_actor_id", "text", func(i *Item) any { return sp(i.RequestedBy.ActorID) }},
-	{"requested_by_actor_type", "text", func(i *Item) any { return sp(i.RequestedBy.ActorType) }},
-	{"assigned_account_id", "text", func(i *Item) any { return sp(i.AssignedAccountID) }},
-	{"assigned_role", "text", func(i *Item) any { return sp(i.AssignedRole) }},
-	{"requested_at", "timestamptz", func(i *Item) any { return tp(i.RequestedAt) }},
-	{"sla_due_at", "timestamptz", func(i *Item) any { return tp(i.SLADueAt) }},
-	{"updated_at", "timestamptz", func(i *Item) any { return tp(i.UpdatedAt) }},
-	{"resolved_at", "timestamptz", func(i *Item) any { return tp(i.ResolvedAt) }},
-	{"last_action_type", "text", func(i *Item) any { return sp(i.LastActionType) }},
-	{"last_action_at", "timestamptz", func(i *Item) any { return tp(i.LastActionAt) }},
-	{"current_decision", "text", func(i *Item) any { return sp(i.CurrentDecision) }},
-	{"current_reason", "text", func(i *Item) any { return sp(i.CurrentReason) }},
-	{"approval_event_id", "text", func(i *Item) any { return sp(i.ApprovalEventID) }},
-	{"created_from_event_id", "text", func(i *Item) any { return i.CreatedFromEventID }},
-	{"last_source_log_seq", "bigint", func(i *Item) any {
-		if i.LastSourceLogSeq <= 0 {
-			return (*int64)(nil)
-		}
-		v := i.LastSourceLogSeq
-		return &v
-	}},
-	{"metadata", "jsonb", func(i *Item) any { return jsonText(i.Metadata) }},
-	{"deadline_risk_for", "timestamptz", func(i *Item) any { return tp(i.deadlineRiskFor) }},
+	{"tenant_id", "text", func(a *pgArray, i *Item) { a.text(i.TenantID) }},
+	{"workflow_id", "text", func(a *pgArray, i *Item) { a.text(i.WorkflowID) }},
+	{"trace_id", "text", func(a *pgArray, i *Item) { a.text(i.TraceID) }},
+	{"workflow_kind", "text", func(a *pgArray, i *Item) { a.text(i.Kind) }},
+	{"workflow_name", "text", func(a *pgArray, i *Item) { a.text(i.Name) }},
+	{"subject_type", "text", func(a *pgArray, i *Item) { a.text(i.SubjectType) }},
+	{"subject_id", "text", func(a *pgArray, i *Item) { a.text(i.SubjectID) }},
+	{"status", "text", func(a *pgArray, i *Item) { a.text(i.Status) }},
+	{"priority", "text", func(a *pgArray, i *Item) { a.text(i.Priority) }},
+	{"title", "text", func(a *pgArray, i *Item) { a.text(i.Title) }},
+	{"policy_id", "text", func(a *pgArray, i *Item) { a.textOrNull(i.PolicyID) }},
+	{"policy_version", "text", func(a *pgArray, i *Item) { a.textOrNull(i.PolicyVersion) }},
+	{"requested_by_actor_id", "text", func(a *pgArray, i *Item) { a.textOrNull(i.RequestedBy.ActorID) }},
+	{"requested_by_actor_type", "text", func(a *pgArray, i *Item) { a.textOrNull(i.RequestedBy.ActorType) }},
+	{"assigned_account_id", "text", func(a *pgArray, i *Item) { a.textOrNull(i.AssignedAccountID) }},
+	{"assigned_role", "text", func(a *pgArray, i *Item) { a.textOrNull(i.AssignedRole) }},
+	{"requested_at", "timestamptz", func(a *pgArray, i *Item) { a.time(i.RequestedAt) }},
+	{"sla_due_at", "timestamptz", func(a *pgArray, i *Item) { a.time(i.SLADueAt) }},
+	{"updated_at", "timestamptz", func(a *pgArray, i *Item) { a.time(i.UpdatedAt) }},
+	{"resolved_at", "timestamptz", func(a *pgArray, i *Item) { a.time(i.ResolvedAt) }},
+	{"last_action_type", "text", func(a *pgArray, i *Item) { a.textOrNull(i.LastActionType) }},
+	{"last_action_at", "timestamptz", func(a *pgArray, i *Item) { a.time(i.LastActionAt) }},
+	{"current_decision", "text", func(a *pgArray, i *Item) { a.textOrNull(i.CurrentDecision) }},
+	{"current_reason", "text", func(a *pgArray, i *Item) { a.textOrNull(i.CurrentReason) }},
+	{"approval_event_id", "text", func(a *pgArray, i *Item) { a.textOrNull(i.ApprovalEventID) }},
+	{"created_from_event_id", "text", func(a *pgArray, i *Item) { a.text(i.CreatedFromEventID) }},
+	{"last_source_log_seq", "bigint", func(a *pgArray, i *Item) { a.int8OrNull(i.LastSourceLogSeq) }},
+	{"metadata", "jsonb", func(a *pgArray, i *Item) { a.json(i.Metadata) }},
+	{"deadline_risk_for", "timestamptz", func(a *pgArray, i *Item) { a.time(i.deadlineRiskFor) }},
 }
 
 // mutableColumns are the columns sweeps and manual actions change; the
@@ -250,36 +236,23 @@ func writeItems(ctx context.Context, q dbtx, sql string, items []*Item) error {
 	if sql == itemUpdateSQL {
 		cols = updateColumns()
 	}
-	args := make([]any, len(cols))
+	arrays := make([]*pgArray, len(cols))
 	for n, c := range cols {
 		switch c.typ {
-		case "text", "jsonb":
-			// text columns may be NULL: use []*string throughout.
-			vals := make([]*string, len(items))
-			for k, it := range items {
-				switch v := c.get(it).(type) {
-				case string:
-					vals[k] = &v
-				case *string:
-					vals[k] = v
-				}
-			}
-			args[n] = vals
 		case "timestamptz":
-			vals := make([]*time.Time, len(items))
-			for k, it := range items {
-				vals[k] = c.get(it).(*time.Time)
-			}
-			args[n] = vals
+			arrays[n] = newPGArray(oidTimestamptz, len(items), 8)
 		case "bigint":
-			vals := make([]*int64, len(items))
-			for k, it := range items {
-				vals[k] = c.get(it).(*int64)
-			}
-			args[n] = vals
+			arrays[n] = newPGArray(oidInt8, len(items), 8)
+		case "jsonb":
+			arrays[n] = newPGArray(oidText, len(items), 256)
+		default:
+			arrays[n] = newPGArray(oidText, len(items), 24)
+		}
+		for _, it := range items {
+			c.put(arrays[n], it)
 		}
 	}
-	if _, err := q.Exec(ctx, sql, args...); err != nil {
+	if _, err := execArrays(ctx, q, sql, arrays); err != nil {
 		return fmt.Errorf("write %d workflow items: %w", len(items), err)
 	}
 	return nil
@@ -327,21 +300,38 @@ func insertActions(ctx context.Context, q dbtx, acts []*Action) error {
 		return nil
 	}
 	n := len(acts)
-	tenant, id, wid, trace, typ := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	actorID, actorType, acct, note, src := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-	payload, status := make([]string, n), make([]string, n)
-	created := make([]time.Time, n)
-	for k, a := range acts {
-		tenant[k], id[k], wid[k], trace[k], typ[k] = a.TenantID, a.ActionID, a.WorkflowID, a.TraceID, a.Type
-		actorID[k], actorType[k], acct[k], note[k], src[k] = sp(a.ActorID), sp(a.ActorType), sp(a.ActorAccountID), sp(a.Note), sp(a.SourceEventID)
-		payload[k], status[k], created[k] = jsonText(a.Payload), a.ResultingStatus, a.CreatedAt.UTC()
+	cols := make([]*pgArray, 13)
+	for k := range cols {
+		switch k {
+		case 9:
+			cols[k] = newPGArray(oidText, n, 160)
+		case 12:
+			cols[k] = newPGArray(oidTimestamptz, n, 8)
+		default:
+			cols[k] = newPGArray(oidText, n, 24)
+		}
 	}
-	_, err := q.Exec(ctx, `INSERT INTO dg_workflow_actions (tenant_id, action_id, workflow_id, trace_id, action_type,
+	for _, a := range acts {
+		cols[0].text(a.TenantID)
+		cols[1].text(a.ActionID)
+		cols[2].text(a.WorkflowID)
+		cols[3].text(a.TraceID)
+		cols[4].text(a.Type)
+		cols[5].textOrNull(a.ActorID)
+		cols[6].textOrNull(a.ActorType)
+		cols[7].textOrNull(a.ActorAccountID)
+		cols[8].textOrNull(a.Note)
+		cols[9].json(a.Payload)
+		cols[10].textOrNull(a.SourceEventID)
+		cols[11].text(a.ResultingStatus)
+		cols[12].time(a.CreatedAt.UTC())
+	}
+	_, err := execArrays(ctx, q, `INSERT INTO dg_workflow_actions (tenant_id, action_id, workflow_id, trace_id, action_type,
 		actor_id, actor_type, actor_account_id, note, payload, source_event_id, resulting_status, created_at)
 		SELECT a, b, c, d, e, f, g, h, i, j::jsonb, k, l, m FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 			$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
 			AS u(a, b, c, d, e, f, g, h, i, j, k, l, m)
-		ON CONFLICT DO NOTHING`, tenant, id, wid, trace, typ, actorID, actorType, acct, note, payload, src, status, created)
+		ON CONFLICT DO NOTHING`, cols)
 	if err != nil {
 		return fmt.Errorf("write %d workflow actions: %w", n, err)
 	}
@@ -357,31 +347,45 @@ func insertNotifications(ctx context.Context, q dbtx, hooks []Webhook, ns []*Not
 		return nil, nil
 	}
 	n := len(ns)
-	tenant, id, wid, trace, cat, msg, key := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	acct, role := make([]*string, n), make([]*string, n)
-	payload := make([]string, n)
-	created := make([]time.Time, n)
+	cols := make([]*pgArray, 11)
+	for k := range cols {
+		switch k {
+		case 5:
+			cols[k] = newPGArray(oidText, n, 64)
+		case 8:
+			cols[k] = newPGArray(oidText, n, 96)
+		case 10:
+			cols[k] = newPGArray(oidTimestamptz, n, 8)
+		default:
+			cols[k] = newPGArray(oidText, n, 32)
+		}
+	}
 	byID := make(map[string]*Notification, n)
-	for k, x := range ns {
+	for _, x := range ns {
 		x.NotificationID = notificationID(x.TenantID, x.DedupeKey)
 		x.Channel, x.Status = "operator_console", "delivered"
 		if x.DeliveredAt.IsZero() {
 			x.DeliveredAt = x.CreatedAt
 		}
-		tenant[k], id[k], wid[k], trace[k], cat[k], msg[k], key[k] = x.TenantID, x.NotificationID, x.WorkflowID, x.TraceID, x.Category, x.Message, x.DedupeKey
-		acct[k], role[k], payload[k], created[k] = sp(x.RecipientAccountID), sp(x.RecipientRole), jsonText(x.Payload), x.CreatedAt.UTC()
+		cols[0].text(x.TenantID)
+		cols[1].text(x.NotificationID)
+		cols[2].text(x.WorkflowID)
+		cols[3].text(x.TraceID)
+		cols[4].text(x.Category)
+		cols[5].text(x.Message)
+		cols[6].textOrNull(x.RecipientAccountID)
+		cols[7].textOrNull(x.RecipientRole)
+		cols[8].json(x.Payload)
+		cols[9].text(x.DedupeKey)
+		cols[10].time(x.CreatedAt.UTC())
 		byID[x.NotificationID] = x
 	}
-	rows, err := q.Query(ctx, `INSERT INTO dg_workflow_notifications (tenant_id, notification_id, workflow_id, trace_id,
+	ids, err := execArrays(ctx, q, `INSERT INTO dg_workflow_notifications (tenant_id, notification_id, workflow_id, trace_id,
 		category, message, recipient_account_id, recipient_role, payload, dedupe_key, created_at, delivered_at)
 		SELECT a, b, c, d, e, f, g, h, i::jsonb, j, k, k FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 			$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[]) AS u(a, b, c, d, e, f, g, h, i, j, k)
 		ON CONFLICT DO NOTHING
-		RETURNING notification_id`, tenant, id, wid, trace, cat, msg, acct, role, payload, key, created)
-	if err != nil {
-		return nil, fmt.Errorf("write %d workflow notifications: %w", n, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		RETURNING notification_id`, cols)
 	if err != nil {
 		return nil, fmt.Errorf("write %d workflow notifications: %w", n, err)
 	}
