@@ -92,3 +92,24 @@ func BenchmarkEncodeEnvelope(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeEvents10k decodes an event file of 10,000 events of the
+// size the golden fixtures carry, in the fixture format.
+func BenchmarkDecodeEvents10k(b *testing.B) {
+	var buf []byte
+	buf = append(buf, "{\"events\": [\n"...)
+	for i := range 10000 {
+		if i > 0 {
+			buf = append(buf, ",\n"...)
+		}
+		buf = append(buf, typicalEvent...)
+	}
+	buf = append(buf, "\n]}\n"...)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if envs, err := DecodeEvents(buf); err != nil || len(envs) != 10000 {
+			b.Fatal(err)
+		}
+	}
+}

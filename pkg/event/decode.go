@@ -180,7 +180,11 @@ func DecodeEnvelope(data []byte) (*Envelope, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	return envelopeFromValue(v, "$")
+	env := new(Envelope)
+	if err := envelopeFromValue(env, v, "$", -1); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 // DecodeEvents parses a list of envelopes: an object with an "events"
@@ -188,6 +192,19 @@ func DecodeEnvelope(data []byte) (*Envelope, *Error) {
 // array. The error, if any, is an *Error whose path names the event, e.g.
 // "$.events[3].trace_seq".
 func DecodeEvents(data []byte) ([]Envelope, error) {
+	if len(data) >= parallelEventsMin {
+		if envs, err, ok := decodeEventsSplit(data); ok {
+			if err != nil {
+				return nil, err
+			}
+			return envs, nil
+		}
+	}
+	return decodeEventsWhole(data)
+}
+
+// decodeEventsWhole is DecodeEvents on the document decoded as a whole.
+func decodeEventsWhole(data []byte) ([]Envelope, error) {
 	v, derr := DecodeValue(data)
 	if derr != nil {
 		return nil, derr
@@ -208,25 +225,25 @@ func DecodeEvents(data []byte) ([]Envelope, error) {
 		}
 		path = "$.events"
 	}
-	out := make([]Envelope, 0, len(items))
+	out := make([]Envelope, len(items))
 	for i, it := range items {
-		env, err := envelopeFromValue(it, path+indexSegment(i))
-		if err != nil {
+		if err := envelopeFromValue(&out[i], it, path, i); err != nil {
 			return nil, err
 		}
-		out = append(out, *env)
 	}
 	return out, nil
 }
 
-// envelopeFromValue maps one decoded JSON value onto an Envelope.
-func envelopeFromValue(v any, path string) (*Envelope, *Error) {
+// envelopeFromValue maps one decoded JSON value onto *env. The value's
+// path is prefix, followed by [index] when index >= 0; it is only
+// rendered for an error.
+func envelopeFromValue(env *Envelope, v any, prefix string, index int) *Error {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, newError(CodeInvalidArgument, path, "an event must be a JSON object")
+		return newError(CodeInvalidArgument, elemPath(prefix, index), "an event must be a JSON object")
 	}
-	r := reader{m: m, path: path, missing: CodeInvalidArgument}
-	env := &Envelope{
+	r := reader{m: m, prefix: prefix, index: index, missing: CodeInvalidArgument}
+	*env = Envelope{
 		EventID:        r.reqString("event_id", CodeInvalidArgument),
 		TraceID:        r.reqString("trace_id", CodeInvalidArgument),
 		TraceSeq:       r.reqInt("trace_seq", CodeInvalidArgument),
@@ -235,7 +252,7 @@ func envelopeFromValue(v any, path string) (*Envelope, *Error) {
 		IdempotencyKey: r.reqString("idempotency_key", CodeInvalidArgument),
 	}
 	if src := r.reqObject("source"); src != nil {
-		sr := reader{m: src, path: path + ".source", err: r.err, missing: CodeSchemaViolation}
+		sr := reader{m: src, prefix: prefix, index: index, sub: ".source", err: r.err, missing: CodeSchemaViolation}
 		env.Source = Source{
 			ProducerID: sr.reqString("producer_id", CodeSchemaViolation),
 			System:     sr.reqString("system", CodeSchemaViolation),
@@ -244,7 +261,7 @@ func envelopeFromValue(v any, path string) (*Envelope, *Error) {
 		r.err = sr.err
 	}
 	if act := r.reqObject("actor"); act != nil {
-		ar := reader{m: act, path: path + ".actor", err: r.err, missing: CodeSchemaViolation}
+		ar := reader{m: act, prefix: prefix, index: index, sub: ".actor", err: r.err, missing: CodeSchemaViolation}
 		env.Actor = Actor{
 			ActorType: ar.reqString("actor_type", CodeSchemaViolation),
 			ActorID:   ar.reqString("actor_id", CodeSchemaViolation),
@@ -259,18 +276,26 @@ func envelopeFromValue(v any, path string) (*Envelope, *Error) {
 	}
 	env.Tags = r.tags()
 	env.Payload = r.payload()
-	if r.err != nil {
-		return nil, r.err
+	return r.err
+}
+
+func elemPath(prefix string, index int) string {
+	if index < 0 {
+		return prefix
 	}
-	return env, nil
+	return prefix + indexSegment(index)
 }
 
 // reader pulls typed members out of a decoded object, keeping the first
 // error so field extraction reads top to bottom in the envelope's order.
 type reader struct {
-	m    map[string]any
-	path string
-	err  *Error
+	m map[string]any
+	// The object's JSON path is prefix, [index] when index >= 0, then sub;
+	// it is built only for an error.
+	prefix string
+	index  int
+	sub    string
+	err    *Error
 	// missing is the code for an absent required member: invalid argument
 	// for the envelope's own members (HTTP 400, as the API spec recommends),
 	// schema violation inside source and actor (the API's "bad
@@ -278,9 +303,11 @@ type reader struct {
 	missing Code
 }
 
+func (r *reader) path() string { return elemPath(r.prefix, r.index) + r.sub }
+
 func (r *reader) fail(code Code, key, msg string) {
 	if r.err == nil {
-		r.err = newError(code, r.path+keySegment(key), msg)
+		r.err = newError(code, r.path()+keySegment(key), msg)
 	}
 }
 
@@ -362,7 +389,7 @@ func (r *reader) tags() []string {
 		s, ok := e.(string)
 		if !ok {
 			if r.err == nil {
-				r.err = newError(CodeSchemaViolation, r.path+".tags"+indexSegment(i), fmt.Sprintf("tags must be strings, not %s", jsonTypeName(e)))
+				r.err = newError(CodeSchemaViolation, r.path()+".tags"+indexSegment(i), fmt.Sprintf("tags must be strings, not %s", jsonTypeName(e)))
 			}
 			return nil
 		}

@@ -44,17 +44,14 @@ type fastParser struct {
 	kvs  []kv
 	vals []any
 	buf  []byte // unescaping scratch
-	// strs interns short strings (every object key, short values), so a
-	// file of many similar events holds one copy of each.
-	strs map[string]string
+	// cache interns short strings (see intern).
+	cache [251]string
 }
 
-// maxInterned bounds the intern table; past it strings are still looked
-// up but no longer added.
+// Strings up to these lengths are interned.
 const (
-	maxInterned   = 4096
-	maxInternLen  = 24
-	maxInternKeys = 64 // keys longer than this are not interned
+	maxInternLen  = 16
+	maxInternKeys = 32
 )
 
 func (p *fastParser) ws() {
@@ -346,67 +343,21 @@ func (p *fastParser) strEscaped(start, i, internLen int) (string, bool) {
 	return "", false
 }
 
-// intern returns b as a string. Known member names and values come from
-// a fixed table; other short strings are shared through a table of the
-// document's own only in large documents (an event file), where it pays
-// for itself.
+// intern returns b as a string, sharing one copy of each short string
+// through a small direct-mapped cache (no hashing: a slot is chosen by the
+// length and three bytes), so the keys and common values of many similar
+// objects are allocated once. A slot holds the last string that mapped to
+// it; a miss just allocates.
 func (p *fastParser) intern(b []byte, maxLen int) string {
-	if len(b) > maxLen {
+	n := len(b)
+	if n > maxLen || n == 0 {
 		return string(b)
 	}
-	if s, ok := knownStrings[string(b)]; ok {
-		return s
-	}
-	if len(p.data) < internMinDoc {
-		return string(b)
-	}
-	if p.strs == nil {
-		p.strs = make(map[string]string, 256)
-	}
-	if s, ok := p.strs[string(b)]; ok {
+	slot := (uint(n)*31 + uint(b[0])*7 + uint(b[n/2])*3 + uint(b[n-1])) % uint(len(p.cache))
+	if s := p.cache[slot]; s == string(b) {
 		return s
 	}
 	s := string(b)
-	if len(p.strs) < maxInterned {
-		p.strs[s] = s
-	}
+	p.cache[slot] = s
 	return s
 }
-
-// internMinDoc is the document size from which fastParser keeps a table of
-// its own short strings.
-const internMinDoc = 32 << 10
-
-// knownStrings holds the envelope's and the payloads' member names and the
-// documented enum values; it is never modified after initialisation.
-var knownStrings = func() map[string]string {
-	m := map[string]string{}
-	add := func(ss ...string) {
-		for _, s := range ss {
-			m[s] = s
-		}
-	}
-	add("event_id", "trace_id", "trace_seq", "event_type", "occurred_at", "source", "producer_id",
-		"system", "subsystem", "actor", "actor_type", "actor_id", "correlation_id", "causation_event_id",
-		"idempotency_key", "schema_version", "payload", "tags", "events", "0", "1", "-0")
-	add(Types()...)
-	add(actorTypes...)
-	var fields func(fs []field)
-	fields = func(fs []field) {
-		for _, f := range fs {
-			add(f.key)
-			fields(f.sub)
-		}
-	}
-	for _, fs := range payloadRules {
-		fields(fs)
-	}
-	for _, rs := range strictRules {
-		for _, r := range rs {
-			add(r.path...)
-			add(r.allowed...)
-		}
-	}
-	add("key", "value", "type", "as_of", "raw", "locator", "similarity_score", "sla_hours", "metadata")
-	return m
-}()
