@@ -217,11 +217,6 @@ func upsertItems(ctx context.Context, q dbtx, items []*Item) error {
 	return writeItems(ctx, q, itemUpsertSQL, items)
 }
 
-// insertItems writes items the table does not hold yet in one statement.
-func insertItems(ctx context.Context, q dbtx, items []*Item) error {
-	return writeItems(ctx, q, itemInsertSQL, items)
-}
-
 // updateItems rewrites existing items in one statement (cheaper than an
 // upsert when every row is known to exist: sweeps and manual actions).
 func updateItems(ctx context.Context, q dbtx, items []*Item) error {
@@ -229,6 +224,39 @@ func updateItems(ctx context.Context, q dbtx, items []*Item) error {
 }
 
 func writeItems(ctx context.Context, q dbtx, sql string, items []*Item) error {
+	return itemsStmt(sql, items).exec(ctx, q)
+}
+
+// bulkStmt is one multi-row statement with its array parameters, built
+// ahead of running it (an import builds batch k's while batch k-1 is
+// being written).
+type bulkStmt struct {
+	sql  string
+	cols []*pgArray
+	what string // for errors: "12 workflow items"
+}
+
+// exec runs the statement; a nil statement writes nothing.
+func (b *bulkStmt) exec(ctx context.Context, q dbtx) error {
+	_, err := b.query(ctx, q)
+	return err
+}
+
+// query runs the statement and returns its RETURNING values.
+func (b *bulkStmt) query(ctx context.Context, q dbtx) ([]string, error) {
+	if b == nil {
+		return nil, nil
+	}
+	out, err := execArrays(ctx, q, b.sql, b.cols)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", b.what, err)
+	}
+	return out, nil
+}
+
+// itemsStmt writes items with sql (insert, upsert or update); nil when
+// there are none.
+func itemsStmt(sql string, items []*Item) *bulkStmt {
 	if len(items) == 0 {
 		return nil
 	}
@@ -252,10 +280,7 @@ func writeItems(ctx context.Context, q dbtx, sql string, items []*Item) error {
 			c.put(arrays[n], it)
 		}
 	}
-	if _, err := execArrays(ctx, q, sql, arrays); err != nil {
-		return fmt.Errorf("write %d workflow items: %w", len(items), err)
-	}
-	return nil
+	return &bulkStmt{sql: sql, cols: arrays, what: fmt.Sprintf("%d workflow items", len(items))}
 }
 
 // loadItem reads one item, optionally locking it.
@@ -296,6 +321,12 @@ func loadItemsByID(ctx context.Context, q dbtx, tenant string, ids []string) (ma
 // insertActions writes action rows; an imported event's row is written
 // at most once (its action_id is derived from the event id).
 func insertActions(ctx context.Context, q dbtx, acts []*Action) error {
+	return actionsStmt(acts).exec(ctx, q)
+}
+
+// actionsStmt inserts action rows (ON CONFLICT DO NOTHING); nil when
+// there are none.
+func actionsStmt(acts []*Action) *bulkStmt {
 	if len(acts) == 0 {
 		return nil
 	}
@@ -326,16 +357,12 @@ func insertActions(ctx context.Context, q dbtx, acts []*Action) error {
 		cols[11].text(a.ResultingStatus)
 		cols[12].time(a.CreatedAt.UTC())
 	}
-	_, err := execArrays(ctx, q, `INSERT INTO dg_workflow_actions (tenant_id, action_id, workflow_id, trace_id, action_type,
+	return &bulkStmt{sql: `INSERT INTO dg_workflow_actions (tenant_id, action_id, workflow_id, trace_id, action_type,
 		actor_id, actor_type, actor_account_id, note, payload, source_event_id, resulting_status, created_at)
 		SELECT a, b, c, d, e, f, g, h, i, j::jsonb, k, l, m FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 			$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
 			AS u(a, b, c, d, e, f, g, h, i, j, k, l, m)
-		ON CONFLICT DO NOTHING`, cols)
-	if err != nil {
-		return fmt.Errorf("write %d workflow actions: %w", n, err)
-	}
-	return nil
+		ON CONFLICT DO NOTHING`, cols: cols, what: fmt.Sprintf("%d workflow actions", n)}
 }
 
 // insertNotifications writes notifications with "on conflict do nothing"
@@ -343,8 +370,20 @@ func insertActions(ctx context.Context, q dbtx, acts []*Action) error {
 // row per webhook that wants its category — in the same transaction, so
 // the outbox never misses a notification. It returns the inserted ones.
 func insertNotifications(ctx context.Context, q dbtx, hooks []Webhook, ns []*Notification) ([]*Notification, error) {
+	return notesStmt(ns).exec(ctx, q, hooks)
+}
+
+// notesWrite is a built notification insert (see insertNotifications).
+type notesWrite struct {
+	stmt *bulkStmt
+	byID map[string]*Notification
+}
+
+// notesStmt builds the insert of ns (their ids, channel and status are
+// set here); nil when there are none.
+func notesStmt(ns []*Notification) *notesWrite {
 	if len(ns) == 0 {
-		return nil, nil
+		return nil
 	}
 	n := len(ns)
 	cols := make([]*pgArray, 11)
@@ -380,20 +419,29 @@ func insertNotifications(ctx context.Context, q dbtx, hooks []Webhook, ns []*Not
 		cols[10].time(x.CreatedAt.UTC())
 		byID[x.NotificationID] = x
 	}
-	ids, err := execArrays(ctx, q, `INSERT INTO dg_workflow_notifications (tenant_id, notification_id, workflow_id, trace_id,
+	return &notesWrite{byID: byID, stmt: &bulkStmt{sql: `INSERT INTO dg_workflow_notifications (tenant_id, notification_id, workflow_id, trace_id,
 		category, message, recipient_account_id, recipient_role, payload, dedupe_key, created_at, delivered_at)
 		SELECT a, b, c, d, e, f, g, h, i::jsonb, j, k, k FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 			$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[]) AS u(a, b, c, d, e, f, g, h, i, j, k)
 		ON CONFLICT DO NOTHING
-		RETURNING notification_id`, cols)
+		RETURNING notification_id`, cols: cols, what: fmt.Sprintf("%d workflow notifications", n)}}
+}
+
+// exec inserts the notifications and queues the webhook deliveries of
+// the ones actually inserted; it returns those.
+func (w *notesWrite) exec(ctx context.Context, q dbtx, hooks []Webhook) ([]*Notification, error) {
+	if w == nil {
+		return nil, nil
+	}
+	ids, err := w.stmt.query(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("write %d workflow notifications: %w", n, err)
+		return nil, err
 	}
 	inserted := make([]*Notification, 0, len(ids))
 	var dTenant, dID, dKey, dURL []string
 	var dAt []time.Time
 	for _, nid := range ids {
-		x := byID[nid]
+		x := w.byID[nid]
 		inserted = append(inserted, x)
 		for _, h := range hooks {
 			if h.wants(x.Category) {

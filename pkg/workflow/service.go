@@ -189,7 +189,7 @@ func (s *Service) refreshTx(ctx context.Context, tx pgx.Tx, tenant string, curso
 func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *RefreshResult, now time.Time) error {
 	n := s.cfg.ImportBatchSize
 	touched := map[string]*Item{} // items this refresh has written or is writing
-	var pending *changes          // applied, not yet written
+	var pending *importWrite      // applied and built, not yet written
 	more := true
 	for {
 		var evs []*srcEvent
@@ -213,7 +213,7 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 		var done chan error
 		if pending != nil {
 			done = make(chan error, 1)
-			go func(ch *changes) { done <- s.write(ctx, tx, ch, false) }(pending)
+			go func(w *importWrite) { done <- w.exec(ctx, tx, s.cfg.Webhooks) }(pending)
 			pending = nil
 		}
 		if ap != nil {
@@ -222,7 +222,7 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 			for id, it := range ap.ch.items {
 				touched[id] = it
 			}
-			pending = ap.ch
+			pending = buildImportWrite(ap.ch)
 			res.Imported += ok
 			res.Failed += failed
 			res.Cursor = evs[len(evs)-1].LogSeq
@@ -291,31 +291,48 @@ func (s *Service) applyBatch(ap *applier, evs []*srcEvent) (int, int) {
 	return len(evs) - len(ap.fails), len(ap.fails)
 }
 
+// importWrite is what one import batch writes, built ahead of time.
+type importWrite struct {
+	fresh, stored, actions *bulkStmt
+	notes                  *notesWrite
+}
+
+// buildImportWrite builds the statements of ch: items the table does not
+// hold yet are inserted (no speculative insertion), the others upserted.
+// Every writer of a tenant's items holds its runtime row lock, so "not
+// held yet" stays true until the write.
+func buildImportWrite(ch *changes) *importWrite {
+	var fresh, stored []*Item
+	for _, it := range ch.itemList() {
+		if ch.fresh[it.WorkflowID] {
+			fresh = append(fresh, it)
+		} else {
+			stored = append(stored, it)
+		}
+	}
+	return &importWrite{fresh: itemsStmt(itemInsertSQL, fresh), stored: itemsStmt(itemUpsertSQL, stored),
+		actions: actionsStmt(ch.actions), notes: notesStmt(ch.notes)}
+}
+
+func (w *importWrite) exec(ctx context.Context, tx dbtx, hooks []Webhook) error {
+	for _, b := range []*bulkStmt{w.fresh, w.stored, w.actions} {
+		if err := b.exec(ctx, tx); err != nil {
+			return err
+		}
+	}
+	_, err := w.notes.exec(ctx, tx, hooks)
+	return err
+}
+
 // write stores the items, actions and notifications of ch; existing
 // means every item is already stored (an UPDATE instead of an upsert).
 func (s *Service) write(ctx context.Context, tx dbtx, ch *changes, existing bool) error {
+	write := upsertItems
 	if existing {
-		if err := updateItems(ctx, tx, ch.itemList()); err != nil {
-			return err
-		}
-	} else {
-		// Items the table does not hold yet are inserted (no speculative
-		// insertion); the others are upserted. Every writer of a tenant's
-		// items holds its runtime row lock, so "not held yet" stays true.
-		var fresh, stored []*Item
-		for _, it := range ch.itemList() {
-			if ch.fresh[it.WorkflowID] {
-				fresh = append(fresh, it)
-			} else {
-				stored = append(stored, it)
-			}
-		}
-		if err := insertItems(ctx, tx, fresh); err != nil {
-			return err
-		}
-		if err := upsertItems(ctx, tx, stored); err != nil {
-			return err
-		}
+		write = updateItems
+	}
+	if err := write(ctx, tx, ch.itemList()); err != nil {
+		return err
 	}
 	if err := insertActions(ctx, tx, ch.actions); err != nil {
 		return err
