@@ -61,6 +61,62 @@ func (s *Store) Append(ctx context.Context, tenant string, env *event.Envelope) 
 	}
 }
 
+// AppendMany appends envs to tenant's log in order, as if each were given
+// to Append one after the other by one caller: every event is validated and
+// ruled on by itself, in order, and a later event sees the earlier ones
+// (a trace can be started and continued in one call). There is one result
+// or one error per event, at its index; a refused event fails alone and
+// the events after it are still judged. All of them go through the same
+// group commit as Append, usually in one batch, so a caller with many
+// events pays for one commit rather than one per event. Events of other
+// callers may be committed between them.
+//
+// If ctx ends, the events not yet queued get ctx's error and are not
+// appended; those already queued behave as with Append.
+func (s *Store) AppendMany(ctx context.Context, tenant string, envs []*event.Envelope) ([]*AppendResult, []error) {
+	res := make([]*AppendResult, len(envs))
+	errs := make([]error, len(envs))
+	reqs := make([]*appendReq, len(envs))
+	for i, env := range envs {
+		p, err := prepare(tenant, env, s.evOpts)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		reqs[i] = &appendReq{ctx: ctx, p: p, done: make(chan appendAns, 1)}
+	}
+	// Queue all of them under one read lock, in order, so Close cannot come
+	// between them.
+	s.closeMu.RLock()
+	for i, r := range reqs {
+		if r == nil {
+			continue
+		}
+		if s.closed {
+			errs[i], reqs[i] = ErrClosed, nil
+			continue
+		}
+		select {
+		case s.reqs <- r:
+		case <-ctx.Done():
+			errs[i], reqs[i] = ctx.Err(), nil
+		}
+	}
+	s.closeMu.RUnlock()
+	for i, r := range reqs {
+		if r == nil {
+			continue
+		}
+		select {
+		case ans := <-r.done:
+			res[i], errs[i] = ans.res, ans.err
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	return res, errs
+}
+
 // AppendResult is Append under the name MemLog also has, so callers can
 // take either through one interface.
 func (s *Store) AppendResult(ctx context.Context, tenant string, env *event.Envelope) (*AppendResult, error) {
@@ -255,6 +311,9 @@ func (s *Store) appendTx(ctx context.Context, reqs []*appendReq) (answers []appe
 	ix, err := loadBatchIndex(ctx, conn.Conn(), reqs)
 	if err != nil {
 		return nil, 0, err
+	}
+	if !s.consistentWith(ix, reqs) {
+		s.mem, s.memKnown = nil, false // what ix read is remembered from scratch
 	}
 	lb := decideBatch(reqs, ix)
 	answers, fresh, freshP := lb.answers, lb.fresh, lb.freshP
