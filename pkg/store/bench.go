@@ -71,35 +71,67 @@ type BenchOptions struct {
 	Events  int   // events per run (rounded up to whole traces of 8)
 	Clients []int // concurrent clients per run
 	Tenants int   // tenants the traces are spread over (default 4)
-	Raw     bool  // also run the raw pgx baseline
+	Raw     bool  // also run the raw pgx baselines
 	// Progress, if set, is called before each run.
 	Progress func(mode string, clients int)
 }
 
+// The benchmark's modes. What differs between them is how many events each
+// client has in flight: dg and raw_single one, dg_trace and raw one trace
+// of eight.
+const (
+	// BenchModeDG is Store.Append, one event per call (one in flight per
+	// client): what a lone caller's latency is measured with.
+	BenchModeDG = "dg"
+	// BenchModeDGTrace is Store.AppendMany with one eight-event trace per
+	// call (eight in flight per client), as the raw baseline sends them.
+	BenchModeDGTrace = "dg_trace"
+	// BenchModeRaw is plain pgx INSERTs, one trace (eight rows) per pgx
+	// batch and commit.
+	BenchModeRaw = "raw"
+	// BenchModeRawSingle is plain pgx INSERTs, one row per commit.
+	BenchModeRawSingle = "raw_single"
+)
+
 // BenchRun is one measured run.
 type BenchRun struct {
-	Mode         string  `json:"mode"` // dg, raw
-	Clients      int     `json:"clients"`
+	Mode    string `json:"mode"` // one of the BenchMode constants
+	Clients int    `json:"clients"`
+	// PerCall is how many events each client has in flight: events per
+	// store call (dg modes) or rows per commit (raw modes).
+	PerCall      int     `json:"events_per_call"`
 	Events       int     `json:"events"`
 	Seconds      float64 `json:"seconds"`
 	EventsPerSec float64 `json:"events_per_sec"`
-	P50Ms        float64 `json:"p50_ms"`
-	P99Ms        float64 `json:"p99_ms"`
+	// P50Ms and P99Ms are over events, each taking the latency of the call
+	// (dg) or commit (raw) that carried it: per event for dg, per trace of
+	// eight for dg_trace and raw.
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
 	// Commits is the number of transactions (dg: group-commit batches).
 	Commits int64 `json:"commits"`
 	// FastCommits (dg) went in one round trip on the appender's memory.
 	FastCommits int64 `json:"fast_commits,omitempty"`
 }
 
-// BenchRow pairs dg with the raw baselines at one client count.
+// BenchRow is every mode at one client count.
 type BenchRow struct {
-	Clients int       `json:"clients"`
-	DG      BenchRun  `json:"dg"`
-	Raw     *BenchRun `json:"raw,omitempty"`
-	// Ratio is dg events/s divided by raw events/s.
+	Clients int `json:"clients"`
+	// DG is one event per Store.Append call (BenchModeDG).
+	DG BenchRun `json:"dg"`
+	// DGTrace is one trace of eight events per Store.AppendMany call
+	// (BenchModeDGTrace).
+	DGTrace *BenchRun `json:"dg_trace,omitempty"`
+	// Raw is eight rows per commit per client (BenchModeRaw).
+	Raw *BenchRun `json:"raw,omitempty"`
+	// Ratio is DG (one event in flight per client) events/s over Raw's
+	// (eight in flight per client).
 	Ratio float64 `json:"ratio_dg_to_raw,omitempty"`
-	// RawSingle is the raw baseline with one row per commit per client,
-	// the same events in flight as dg's clients (one each).
+	// RatioTrace is DGTrace events/s over Raw's: eight in flight per
+	// client on both sides.
+	RatioTrace float64 `json:"ratio_dg_trace_to_raw,omitempty"`
+	// RawSingle is one row per commit per client (BenchModeRawSingle), the
+	// same events in flight as DG's clients (one each).
 	RawSingle   *BenchRun `json:"raw_single,omitempty"`
 	RatioSingle float64   `json:"ratio_dg_to_raw_single,omitempty"`
 }
@@ -112,11 +144,14 @@ type BenchReport struct {
 }
 
 // RunAppendBench measures appends through the Store (validation, rules,
-// hash chain, group commit) from each client count, and, with Raw, the same
-// rows written by plain pgx INSERTs into a copy of the log table without
-// triggers, rules or hashing (each client sends one trace of eight single-row
-// INSERTs as one pgx batch, committed together). pool must reach a migrated
-// scratch database: the benchmark appends real events to its log.
+// hash chain, group commit) from each client count in two modes: one event
+// per Store.Append call, and one trace of eight per Store.AppendMany call.
+// With Raw it also writes the same rows by plain pgx INSERTs into a copy of
+// the log table without triggers, rules or hashing, once with each client
+// sending one trace of eight single-row INSERTs as one pgx batch committed
+// together, once with one row per commit. Every run appends fresh traces.
+// pool must reach a migrated scratch database: the benchmark appends real
+// events to its log.
 func RunAppendBench(ctx context.Context, pool *pgxpool.Pool, opts BenchOptions) (*BenchReport, error) {
 	if opts.Events <= 0 {
 		opts.Events = 20000
@@ -146,40 +181,42 @@ func RunAppendBench(ctx context.Context, pool *pgxpool.Pool, opts BenchOptions) 
 		}
 		defer func() { _, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS dg_bench_raw`) }()
 	}
+	per := len(BenchTraceTypes)
 	for run, clients := range opts.Clients {
 		if clients <= 0 {
 			return nil, fmt.Errorf("bench: client count must be positive, got %d", clients)
 		}
 		prefix := fmt.Sprintf("%08x", time.Now().UnixNano()&0xffffffff) + fmt.Sprintf("%02d", run)
-		work := benchWork(prefix, opts.Events, clients, opts.Tenants)
-		if opts.Progress != nil {
-			opts.Progress("dg", clients)
+		progress := func(mode string) {
+			if opts.Progress != nil {
+				opts.Progress(mode, clients)
+			}
 		}
-		dg, err := benchDG(ctx, s, work)
+		progress(BenchModeDG)
+		dg, err := benchDG(ctx, s, benchWork(prefix+"a", opts.Events, clients, opts.Tenants), 1)
 		if err != nil {
 			return nil, err
 		}
 		row := BenchRow{Clients: clients, DG: *dg}
+		progress(BenchModeDGTrace)
+		if row.DGTrace, err = benchDG(ctx, s, benchWork(prefix+"m", opts.Events, clients, opts.Tenants), per); err != nil {
+			return nil, err
+		}
 		if opts.Raw {
-			if opts.Progress != nil {
-				opts.Progress("raw", clients)
-			}
-			raw, err := benchRaw(ctx, pool, work, len(BenchTraceTypes))
-			if err != nil {
+			progress(BenchModeRaw)
+			if row.Raw, err = benchRaw(ctx, pool, benchWork(prefix+"r", opts.Events, clients, opts.Tenants), per); err != nil {
 				return nil, err
 			}
-			row.Raw = raw
-			if raw.EventsPerSec > 0 {
-				row.Ratio = dg.EventsPerSec / raw.EventsPerSec
-			}
-			single, err := benchRaw(ctx, pool, benchWork(prefix+"s", opts.Events, clients, opts.Tenants), 1)
-			if err != nil {
+			progress(BenchModeRawSingle)
+			if row.RawSingle, err = benchRaw(ctx, pool, benchWork(prefix+"s", opts.Events, clients, opts.Tenants), 1); err != nil {
 				return nil, err
 			}
-			single.Mode = "raw_single"
-			row.RawSingle = single
-			if single.EventsPerSec > 0 {
-				row.RatioSingle = dg.EventsPerSec / single.EventsPerSec
+			if row.Raw.EventsPerSec > 0 {
+				row.Ratio = row.DG.EventsPerSec / row.Raw.EventsPerSec
+				row.RatioTrace = row.DGTrace.EventsPerSec / row.Raw.EventsPerSec
+			}
+			if row.RawSingle.EventsPerSec > 0 {
+				row.RatioSingle = row.DG.EventsPerSec / row.RawSingle.EventsPerSec
 			}
 		}
 		rep.Rows = append(rep.Rows, row)
@@ -208,7 +245,7 @@ func benchWork(prefix string, events, clients, tenants int) [][]benchItem {
 	return work
 }
 
-func summarize(mode string, clients int, lat [][]time.Duration, elapsed time.Duration, commits int64) *BenchRun {
+func summarize(mode string, clients, per int, lat [][]time.Duration, elapsed time.Duration, commits int64) *BenchRun {
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -221,11 +258,14 @@ func summarize(mode string, clients int, lat [][]time.Duration, elapsed time.Dur
 		i := min(int(float64(len(all))*p), len(all)-1)
 		return float64(all[i].Microseconds()) / 1000
 	}
-	return &BenchRun{Mode: mode, Clients: clients, Events: len(all), Seconds: elapsed.Seconds(),
+	return &BenchRun{Mode: mode, Clients: clients, PerCall: per, Events: len(all), Seconds: elapsed.Seconds(),
 		EventsPerSec: float64(len(all)) / elapsed.Seconds(), P50Ms: pct(0.50), P99Ms: pct(0.99), Commits: commits}
 }
 
-func benchDG(ctx context.Context, s *Store, work [][]benchItem) (*BenchRun, error) {
+// benchDG appends each client's items through s: one per Store.Append call
+// when per is 1, else per items (one trace: work holds whole traces of one
+// tenant each) per Store.AppendMany call.
+func benchDG(ctx context.Context, s *Store, work [][]benchItem, per int) (*BenchRun, error) {
 	lat := make([][]time.Duration, len(work))
 	errs := make([]error, len(work))
 	before := s.Stats()
@@ -236,17 +276,33 @@ func benchDG(ctx context.Context, s *Store, work [][]benchItem) (*BenchRun, erro
 		go func() {
 			defer wg.Done()
 			l := make([]time.Duration, 0, len(work[c]))
-			for _, it := range work[c] {
+			envs := make([]*event.Envelope, 0, per)
+			for i := 0; i < len(work[c]); i += per {
+				chunk := work[c][i:min(i+per, len(work[c]))]
 				t0 := time.Now()
-				res, err := s.Append(ctx, it.tenant, it.env)
-				if err == nil && res.Replayed {
-					err = fmt.Errorf("event %s was already in the log", it.env.EventID)
+				var res []*AppendResult
+				var errs1 []error
+				if per == 1 {
+					r, err := s.Append(ctx, chunk[0].tenant, chunk[0].env)
+					res, errs1 = []*AppendResult{r}, []error{err}
+				} else {
+					envs = envs[:0]
+					for _, it := range chunk {
+						envs = append(envs, it.env)
+					}
+					res, errs1 = s.AppendMany(ctx, chunk[0].tenant, envs)
 				}
-				if err != nil {
-					errs[c] = fmt.Errorf("bench append: %w", err)
-					return
+				d := time.Since(t0)
+				for j, err := range errs1 {
+					if err == nil && res[j].Replayed {
+						err = fmt.Errorf("event %s was already in the log", chunk[j].env.EventID)
+					}
+					if err != nil {
+						errs[c] = fmt.Errorf("bench append: %w", err)
+						return
+					}
+					l = append(l, d)
 				}
-				l = append(l, time.Since(t0))
 			}
 			lat[c] = l
 		}()
@@ -259,7 +315,11 @@ func benchDG(ctx context.Context, s *Store, work [][]benchItem) (*BenchRun, erro
 		}
 	}
 	after := s.Stats()
-	run := summarize("dg", len(work), lat, elapsed, after.Commits-before.Commits)
+	mode := BenchModeDG
+	if per > 1 {
+		mode = BenchModeDGTrace
+	}
+	run := summarize(mode, len(work), per, lat, elapsed, after.Commits-before.Commits)
 	run.FastCommits = after.FastCommits - before.FastCommits
 	return run, nil
 }
@@ -332,5 +392,9 @@ func benchRaw(ctx context.Context, pool *pgxpool.Pool, work [][]benchItem, per i
 			return nil, err
 		}
 	}
-	return summarize("raw", len(work), lat, elapsed, commits.Load()), nil
+	mode := BenchModeRaw
+	if per == 1 {
+		mode = BenchModeRawSingle
+	}
+	return summarize(mode, len(work), per, lat, elapsed, commits.Load()), nil
 }
