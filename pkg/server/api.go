@@ -48,6 +48,12 @@ type APIConfig struct {
 	// statement (traces_fast.go) and falls back to TraceSummaryFrom(pg)
 	// when that read cannot answer.
 	TraceSummaryPG *projection.PG
+	// TraceCacheBytes, when positive (and TraceSummaryPG is set), keeps
+	// rendered trace events up to this many bytes; each read still checks
+	// the projection and the trace's last event in one statement
+	// (traces_cache.go).
+	TraceCacheBytes int64
+	traceCache      *traceCache // set by registerAPI
 	// ProjectionSync, when set, is called after each new append to nudge
 	// the tenant's projection workers; its result is the response's
 	// projection_sync_triggered.
@@ -113,6 +119,7 @@ func registerAPI(s *Server, cfg *APIConfig) *api {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.traceCache = newTraceCache(cfg.TraceCacheBytes)
 	a := &api{s: s, cfg: cfg, limiter: newRateLimiter(cfg.RateLimits, cfg.Now)}
 	a.route(http.MethodPost, "/api/v1/events", familyWriter, a.handleAppendEvent)
 	a.route(http.MethodGet, "/api/v1/traces/{trace_id}", familyReader, a.handleGetTrace)

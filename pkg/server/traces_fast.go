@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,8 @@ type rawTraceLog interface {
 	ReadTraceRaw(ctx context.Context, tenant, traceID string, fn func(*store.RawEvent) error) error
 	ReadTraceRawWithSummary(ctx context.Context, tenant, traceID, projection string,
 		meta func(*store.RawTraceMeta) error, fn func(*store.RawEvent) error) error
+	ReadTraceTail(ctx context.Context, tenant, traceID, projection string,
+		fn func(*store.RawTraceMeta, *store.RawTraceTail) error) error
 }
 
 // errTraceFallback stops a raw read whose answer the decoding path must give.
@@ -69,17 +72,24 @@ func putTraceBuf(b *[]byte) {
 
 const traceBodyStart = `{"data":{"events":[`
 
-// rawTraceRender accumulates the events of one read.
+// rawTraceRender accumulates the events of one read, and what a trace
+// cache entry needs to know about them.
 type rawTraceRender struct {
 	buf    []byte
-	n      int
+	n      int64
 	system string // primary_entity.system of the first event's payload
 	hasSys bool
+
+	contiguous bool // trace_seq 0..n-1 so far
+	lastLogSeq int64
+	lastRecAt  int64
+	lastChain  []byte
 }
 
 func (t *rawTraceRender) event(ev *store.RawEvent) error {
 	if t.n == 0 {
 		t.system, t.hasSys = primaryEntitySystem(ev.Payload)
+		t.contiguous = true
 	} else {
 		t.buf = append(t.buf, ',')
 	}
@@ -87,14 +97,21 @@ func (t *rawTraceRender) event(ev *store.RawEvent) error {
 	if t.buf, ok = appendRawEvent(t.buf, ev); !ok {
 		return errTraceFallback
 	}
+	t.contiguous = t.contiguous && ev.TraceSeq == t.n
+	t.lastLogSeq, t.lastRecAt = ev.LogSeq, ev.RecordedAt.UnixMicro()
+	t.lastChain = append(t.lastChain[:0], ev.ChainHash...)
 	t.n++
 	return nil
 }
 
+// errTraceCacheMiss: the cached rendering is not the trace's current one.
+var errTraceCacheMiss = errors.New("trace cache: the trace changed")
+
 // serveTraceWithSummaryRaw answers the trace route from one statement that
 // reads the projection checkpoint, the tenant's head, the summary row and
-// the events. It reports false (nothing written) when the decoding path
-// must answer, including every error response other than a database
+// the events (or, with a cached rendering, the trace's last event instead
+// of all of them). It reports false (nothing written) when the decoding
+// path must answer, including every error response other than a database
 // failure, so that those keep the projection query's exact wording.
 func (a *api) serveTraceWithSummaryRaw(w http.ResponseWriter, r *http.Request, p *Principal, traceID string) bool {
 	raw, tel := a.rawLog()
@@ -103,6 +120,20 @@ func (a *api) serveTraceWithSummaryRaw(w http.ResponseWriter, r *http.Request, p
 	}
 	bp := getTraceBuf()
 	defer putTraceBuf(bp)
+	cache := a.cfg.traceCache
+	var key string
+	if cache != nil {
+		key = traceCacheKey(p.Tenant, traceID)
+		if e := cache.get(key); e != nil {
+			handled, fallback := a.serveTraceCached(w, r, p, traceID, raw, tel, e, bp)
+			if handled {
+				return true
+			}
+			if fallback {
+				return false
+			}
+		}
+	}
 	t := rawTraceRender{buf: append((*bp)[:0], traceBodyStart...)}
 	var sum1, sum2 []byte // the summary before and after primary_entity_system
 	ctx, end := traceSpan(r.Context(), tel, p.Tenant)
@@ -115,28 +146,77 @@ func (a *api) serveTraceWithSummaryRaw(w http.ResponseWriter, r *http.Request, p
 			return nil
 		}, t.event)
 	end(err)
+	*bp = t.buf
 	if err != nil {
 		if errors.Is(err, errTraceFallback) || errors.Is(err, store.ErrRawUnsupported) {
-			*bp = t.buf
 			return false
 		}
 		a.writeFailure(w, r, err)
 		return true
 	}
 	if t.n == 0 {
-		*bp = t.buf
 		return false // a summary without events: the decoding path's 404
 	}
-	t.buf = append(t.buf, `],"summary":`...)
-	t.buf = append(t.buf, sum1...)
-	if t.hasSys {
-		t.buf = event.AppendJSONString(t.buf, []byte(t.system))
-	} else {
-		t.buf = append(t.buf, "null"...)
+	if cache != nil && t.contiguous {
+		cache.put(key, &traceCacheEntry{
+			events: bytes.Clone(t.buf[len(traceBodyStart):]), n: t.n,
+			lastLogSeq: t.lastLogSeq, lastRecAt: t.lastRecAt, lastChain: string(t.lastChain),
+			system: t.system, hasSys: t.hasSys,
+		})
 	}
-	t.buf = append(t.buf, sum2...)
+	t.buf = appendSummaryTail(t.buf, sum1, sum2, t.system, t.hasSys)
 	*bp = a.finishTraceBody(w, r, t.buf)
 	return true
+}
+
+// serveTraceCached answers from the cached rendering e when the trace
+// still ends with e's last event. handled: the response is written;
+// fallback: the decoding path must answer; neither: a miss, read the trace.
+func (a *api) serveTraceCached(w http.ResponseWriter, r *http.Request, p *Principal, traceID string,
+	raw rawTraceLog, tel *Telemetry, e *traceCacheEntry, bp *[]byte) (handled, fallback bool) {
+	b := (*bp)[:0]
+	ctx, end := traceSpan(r.Context(), tel, p.Tenant)
+	err := raw.ReadTraceTail(ctx, p.Tenant, traceID, projection.TraceSummary, func(m *store.RawTraceMeta, tail *store.RawTraceTail) error {
+		if m.Checkpoint < m.Head || !m.HasSummary {
+			return errTraceFallback
+		}
+		if !tail.Exists || !e.matches(tail.TraceSeq, tail.LogSeq, tail.RecordedAt, tail.ChainHash) {
+			return errTraceCacheMiss
+		}
+		b = append(b, traceBodyStart...)
+		b = append(b, e.events...)
+		sum1, sum2 := appendRawSummary(nil, &m.Summary)
+		b = appendSummaryTail(b, sum1, sum2, e.system, e.hasSys)
+		return nil
+	})
+	end(err)
+	*bp = b
+	switch {
+	case err == nil:
+		a.cfg.traceCache.hits.Add(1)
+		*bp = a.finishTraceBody(w, r, b)
+		return true, false
+	case errors.Is(err, errTraceCacheMiss):
+		a.cfg.traceCache.misses.Add(1)
+		return false, false
+	case errors.Is(err, errTraceFallback) || errors.Is(err, store.ErrRawUnsupported):
+		return false, true
+	}
+	a.writeFailure(w, r, err)
+	return true, false
+}
+
+// appendSummaryTail closes the events array and writes the summary, its
+// primary_entity_system taken from the first event.
+func appendSummaryTail(b, sum1, sum2 []byte, system string, hasSys bool) []byte {
+	b = append(b, `],"summary":`...)
+	b = append(b, sum1...)
+	if hasSys {
+		b = event.AppendJSONString(b, []byte(system))
+	} else {
+		b = append(b, "null"...)
+	}
+	return append(b, sum2...)
 }
 
 // serveTraceRaw answers the trace route with the summary already read (nil

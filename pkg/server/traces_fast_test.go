@@ -188,6 +188,10 @@ func TestTraceFastPathMatchesDecodingPath(t *testing.T) {
 			on(func(*server.APIConfig) {}),
 			on(func(c *server.APIConfig) { c.Log = decodingLog{st} })},
 	}
+	var cachedCfg *server.APIConfig
+	pairs = append(pairs, pair{"trace cache",
+		on(func(c *server.APIConfig) { c.TraceSummaryPG = pg; c.TraceCacheBytes = 1 << 20; cachedCfg = c }),
+		on(func(c *server.APIConfig) { c.Log = decodingLog{st}; c.TraceSummary = server.TraceSummaryFrom(pg) })})
 
 	r := rand.New(rand.NewPCG(7, 11))
 	var traces []string
@@ -237,16 +241,21 @@ func TestTraceFastPathMatchesDecodingPath(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i, id := range traces {
-		before := counted.decoded.Load()
-		if st := compare(fmt.Sprintf("trace-%d", i), tenantA, id); st != 200 {
-			t.Errorf("trace %q: status %d", id, st)
+	for round := 0; round < 2; round++ { // the second round is served from the trace cache
+		for i, id := range traces {
+			before := counted.decoded.Load()
+			if st := compare(fmt.Sprintf("trace-%d-round-%d", i, round), tenantA, id); st != 200 {
+				t.Errorf("trace %q: status %d", id, st)
+			}
+			// Only the declined trace may reach the decoding path from the
+			// fast servers (each pair once).
+			if n := counted.decoded.Load() - before; (id == declined) != (n == int64(len(pairs))) || (id != declined && n != 0) {
+				t.Errorf("trace %q: %d decoding reads from the fast servers", id, n)
+			}
 		}
-		// Only the declined trace may reach the decoding path from the
-		// fast servers (each of the four pairs once).
-		if n := counted.decoded.Load() - before; (id == declined) != (n == int64(len(pairs))) || (id != declined && n != 0) {
-			t.Errorf("trace %q: %d decoding reads from the fast servers", id, n)
-		}
+	}
+	if cs := cachedCfg.TraceCacheStats(); cs.Hits != int64(len(traces)-1) || cs.Entries != len(traces)-1 {
+		t.Errorf("trace cache after two rounds: %+v", cs)
 	}
 	compare("unknown", tenantA, "no-such-trace")
 	compare("other tenant", "tenant-b", traces[1])
@@ -260,6 +269,39 @@ func TestTraceFastPathMatchesDecodingPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	compare("stale again", tenantA, traces[1])
+
+	// Another dg process appends to the same database: the cached
+	// rendering of that trace is not used once the projection is current.
+	other, err := store.New(ctx, st.Pool(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for _, id := range []string{traces[1], traces[3]} {
+		ev := fastTraceEvents(r, id, 2, false)[2]
+		ev.TraceSeq = int64(len(mustTrace(t, st, id)))
+		ev.EventID += "-other"
+		ev.IdempotencyKey += "-other"
+		if _, err := other.Append(ctx, tenantA, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range projection.Names() {
+		c, _ := pg.NewCatcher(tenantA, name)
+		if _, err := c.CatchUp(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := cachedCfg.TraceCacheStats()
+	for round := 0; round < 2; round++ {
+		for i, id := range traces {
+			compare(fmt.Sprintf("after-other-append-%d-%d", i, round), tenantA, id)
+		}
+	}
+	after := cachedCfg.TraceCacheStats()
+	if after.Misses-before.Misses != 2 || after.Hits-before.Hits != int64(2*(len(traces)-1)-2) {
+		t.Errorf("trace cache around another process's appends: before %+v after %+v", before, after)
+	}
 }
 
 func mustTrace(t *testing.T, st *store.Store, id string) []*event.StoredEvent {

@@ -172,7 +172,7 @@ func (s *Store) ReadTraceRawWithSummary(ctx context.Context, tenant, traceID, pr
 				return ErrRawUnsupported
 			}
 			seenMeta = true
-			if err := rawMetaOf(fds, vals, &m); err != nil {
+			if err := rawMetaOf(fds, vals, 1, &m); err != nil {
 				return err
 			}
 			if err := meta(&m); err != nil {
@@ -209,31 +209,33 @@ func traceNotFound(tenant, traceID string) error {
 	return &event.Error{Code: event.CodeNotFound, Path: "trace_id", Message: fmt.Sprintf("trace %q has no events in tenant %q", traceID, tenant)}
 }
 
-func rawMetaOf(fds []pgconn.FieldDescription, v [][]byte, m *RawTraceMeta) error {
+// rawMetaOf reads the head, checkpoint and summary columns starting at
+// column o.
+func rawMetaOf(fds []pgconn.FieldDescription, v [][]byte, o int, m *RawTraceMeta) error {
 	var ok1, ok2 bool
-	m.Head, ok1 = rawInt(fds[1], v[1])
-	m.Checkpoint, ok2 = rawInt(fds[2], v[2])
+	m.Head, ok1 = rawInt(fds[o], v[o])
+	m.Checkpoint, ok2 = rawInt(fds[o+1], v[o+1])
 	if !ok1 || !ok2 {
 		return ErrRawUnsupported
 	}
 	s := &m.Summary
-	m.HasSummary = v[3] != nil
+	m.HasSummary = v[o+2] != nil
 	if !m.HasSummary {
 		*s = RawTraceSummary{}
 		return nil
 	}
-	for i := 3; i <= 10; i++ {
+	for i := o + 2; i <= o+9; i++ {
 		if fds[i].Format != pgx.BinaryFormatCode && fds[i].Format != pgx.TextFormatCode {
 			return ErrRawUnsupported
 		}
 	}
-	s.TraceID, s.Workflow, s.Title = v[3], v[4], v[5]
-	s.PrimaryEntityType, s.PrimaryEntityID, s.Outcome = v[6], v[7], v[8]
-	s.StartedAt, s.FinishedAt = v[9], v[10]
-	if s.EventCount, ok1 = rawInt(fds[11], v[11]); !ok1 {
+	s.TraceID, s.Workflow, s.Title = v[o+2], v[o+3], v[o+4]
+	s.PrimaryEntityType, s.PrimaryEntityID, s.Outcome = v[o+5], v[o+6], v[o+7]
+	s.StartedAt, s.FinishedAt = v[o+8], v[o+9]
+	if s.EventCount, ok1 = rawInt(fds[o+10], v[o+10]); !ok1 {
 		return ErrRawUnsupported
 	}
-	if s.LastLogSeq, ok1 = rawInt(fds[12], v[12]); !ok1 {
+	if s.LastLogSeq, ok1 = rawInt(fds[o+11], v[o+11]); !ok1 {
 		return ErrRawUnsupported
 	}
 	return nil
@@ -304,4 +306,69 @@ func rawTime(fd pgconn.FieldDescription, b []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.UnixMicro(us + pgEpochMicros).UTC(), true
+}
+
+// RawTraceTail is the last event of a trace (highest trace_seq), which a
+// reader holding a rendering of the trace compares with the one it
+// rendered: the log is append-only, so events before an unchanged last
+// event are unchanged too. ChainHash is valid only during the callback.
+type RawTraceTail struct {
+	Exists     bool
+	TraceSeq   int64
+	LogSeq     int64
+	RecordedAt int64 // Unix microseconds
+	ChainHash  []byte
+}
+
+// rawTraceTailSQL is the meta row of rawTraceWithSummarySQL plus the
+// trace's last event, in one statement.
+const rawTraceTailSQL = `SELECT m.head, m.cp,
+		s.trace_id, s.workflow, s.title, s.primary_entity_type, s.primary_entity_id, s.outcome,
+		s.started_at, s.finished_at, s.event_count, s.last_log_seq,
+		l.trace_seq, l.log_seq, l.recorded_at, l.chain_hash
+	FROM (SELECT (SELECT COALESCE(max(log_seq), 0) FROM dg_event_log WHERE tenant_id = $1) AS head,
+			COALESCE((SELECT last_log_seq FROM dg_projection_cursors WHERE tenant_id = $1 AND projection_name = $3), 0) AS cp) m
+		LEFT JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = $2
+		LEFT JOIN LATERAL (SELECT e.trace_seq, e.log_seq, e.recorded_at, e.chain_hash FROM dg_event_log e
+			WHERE e.tenant_id = $1 AND e.trace_id = $2 ORDER BY e.trace_seq DESC LIMIT 1) l ON true`
+
+// ReadTraceTail reads, in one statement, what ReadTraceRawWithSummary's
+// meta callback gets plus the trace's last event, and calls fn with them.
+func (s *Store) ReadTraceTail(ctx context.Context, tenant, traceID, projection string,
+	fn func(*RawTraceMeta, *RawTraceTail) error) error {
+	rows, err := s.pool.Query(ctx, rawTraceTailSQL, binaryResults, tenant, traceID, projection)
+	if err != nil {
+		return fmt.Errorf("read trace %s: %w", traceID, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read trace %s: %w", traceID, err)
+		}
+		return ErrRawUnsupported
+	}
+	fds, vals := rows.FieldDescriptions(), rows.RawValues()
+	if len(vals) != 16 {
+		return ErrRawUnsupported
+	}
+	var m RawTraceMeta
+	if err := rawMetaOf(fds, vals, 0, &m); err != nil {
+		return err
+	}
+	var tail RawTraceTail
+	if vals[12] != nil {
+		var ok1, ok2 bool
+		tail.TraceSeq, ok1 = rawInt(fds[12], vals[12])
+		tail.LogSeq, ok2 = rawInt(fds[13], vals[13])
+		t, ok3 := rawTime(fds[14], vals[14])
+		if !ok1 || !ok2 || !ok3 || vals[15] == nil {
+			return ErrRawUnsupported
+		}
+		tail.Exists, tail.RecordedAt, tail.ChainHash = true, t.UnixMicro(), vals[15]
+	}
+	if err := fn(&m, &tail); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
 }
