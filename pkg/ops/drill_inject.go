@@ -126,8 +126,10 @@ func injectDataFault(ctx context.Context, pool *pgxpool.Pool, fault string) (str
 			_, err = tx.Exec(ctx, `ALTER TABLE dg_event_log ENABLE TRIGGER USER`)
 			return err
 		case FaultStaleProjection:
+			// By key, not ctid: the table is partitioned per tenant (0006), so a
+			// ctid names one row in each partition.
 			ct, err := tx.Exec(ctx, `UPDATE dg_trace_summary SET title = title || ' (stale)'
-				WHERE ctid = (SELECT ctid FROM dg_trace_summary ORDER BY tenant_id, trace_id LIMIT 1)`)
+				WHERE (tenant_id, trace_id) = (SELECT tenant_id, trace_id FROM dg_trace_summary ORDER BY tenant_id, trace_id LIMIT 1)`)
 			if err != nil {
 				return err
 			}

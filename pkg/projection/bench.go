@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/decisiongraph/dg/pkg/event"
@@ -87,10 +86,17 @@ type BenchReport struct {
 	Rebuild       Throughput `json:"full_rebuild"`
 	RebuildBuildS float64    `json:"rebuild_build_seconds"`
 	RebuildSwapS  float64    `json:"rebuild_swap_seconds"`
-	CatchUp       Throughput `json:"catch_up_after_burst"`
-	Subgraph      Latency    `json:"subgraph_depth2"`
-	Precedent     Latency    `json:"precedent_search"`
-	Offline       Throughput `json:"offline_digest"`
+	// RebuildProjectS (read, decode, project, COPY) and RebuildIndexS
+	// (index builds and digests) are the parts of RebuildBuildS.
+	RebuildProjectS float64 `json:"rebuild_project_seconds"`
+	RebuildIndexS   float64 `json:"rebuild_index_seconds"`
+	// CatchUpLag is the time from the commit of a burst of Burst events
+	// to all three checkpoints of live Runtime workers reaching it.
+	CatchUpLag float64    `json:"catch_up_lag_seconds"`
+	CatchUp    Throughput `json:"catch_up_after_burst"`
+	Subgraph   Latency    `json:"subgraph_depth2"`
+	Precedent  Latency    `json:"precedent_search"`
+	Offline    Throughput `json:"offline_digest"`
 }
 
 // eventsPerTrace is roughly how many events Synthetic makes per trace.
@@ -125,7 +131,7 @@ func RunBench(ctx context.Context, st *store.Store, o BenchOptions) (*BenchRepor
 
 	start = time.Now()
 	var read int64
-	if _, err := st.Stream(ctx, o.Tenant, 0, rebuildReadBatch, func(evs []*event.StoredEvent) error {
+	if _, err := st.Stream(ctx, o.Tenant, 0, 5000, func(evs []*event.StoredEvent) error {
 		read += int64(len(evs))
 		return nil
 	}); err != nil {
@@ -141,34 +147,16 @@ func RunBench(ctx context.Context, st *store.Store, o BenchOptions) (*BenchRepor
 	}
 	rep.Rebuild = throughput(int64(rb.Events), time.Since(start))
 	rep.RebuildBuildS, rep.RebuildSwapS = rb.BuildTime.Seconds(), float64(rb.SwapMillis)/1000
+	rep.RebuildProjectS, rep.RebuildIndexS = float64(rb.ProjectMillis)/1000, float64(rb.IndexMillis)/1000
 	fmt.Fprintf(o.Progress, "full rebuild: %.0f events/s (%.1fs)\n", rep.Rebuild.EventsPerS, rep.Rebuild.Seconds)
 
-	burst := Synthetic(SynthOptions{Seed: o.Seed + 1<<40, Traces: max(o.Burst/eventsPerTrace, 1), FirstTrace: traces})
-	if _, err := loader.Load(ctx, burst); err != nil {
+	lag, burstEvents, err := measureCatchUpLag(ctx, st, pg, loader, o, traces)
+	if err != nil {
 		return nil, err
 	}
-	start = time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, len(Names()))
-	for i, name := range Names() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := pg.NewCatcher(o.Tenant, name)
-			if err == nil {
-				_, err = c.CatchUp(ctx, 0)
-			}
-			errs[i] = err
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	rep.CatchUp = throughput(int64(len(burst)), time.Since(start))
-	fmt.Fprintf(o.Progress, "catch-up after a burst of %d: %.0f events/s\n", len(burst), rep.CatchUp.EventsPerS)
+	rep.CatchUpLag = lag.Seconds()
+	rep.CatchUp = throughput(int64(burstEvents), lag)
+	fmt.Fprintf(o.Progress, "catch-up lag after a burst of %d: %.2fs\n", burstEvents, rep.CatchUpLag)
 
 	r := rand.New(rand.NewPCG(o.Seed, 1))
 	var ds []time.Duration
@@ -201,4 +189,56 @@ func RunBench(ctx context.Context, st *store.Store, o BenchOptions) (*BenchRepor
 	rep.Offline = throughput(int64(off.Appended), time.Since(start))
 	fmt.Fprintf(o.Progress, "offline digest of %d events: %.0f events/s\n", off.Appended, rep.Offline.EventsPerS)
 	return rep, nil
+}
+
+// measureCatchUpLag runs live Runtime workers (as a node does), commits a
+// burst of about o.Burst events in one transaction (with the NOTIFY every
+// append commit sends) and returns the time from that commit until all
+// three checkpoints reach the burst's last log_seq.
+func measureCatchUpLag(ctx context.Context, st *store.Store, pg *PG, loader *BulkLoader, o BenchOptions, traces int) (time.Duration, int, error) {
+	rt := NewRuntime(st, RuntimeOptions{DigestEvery: -1})
+	if err := rt.Start(ctx); err != nil {
+		return 0, 0, err
+	}
+	defer rt.Stop()
+	head, err := pg.TenantHead(ctx, o.Tenant)
+	if err != nil {
+		return 0, 0, err
+	}
+	// Workers start idle at the head (the rebuild left them there).
+	if _, err := waitCheckpoints(ctx, pg, o.Tenant, head); err != nil {
+		return 0, 0, err
+	}
+	burst := Synthetic(SynthOptions{Seed: o.Seed + 1<<40, Traces: max(o.Burst/eventsPerTrace, 1), FirstTrace: traces})
+	last, err := loader.Load(ctx, burst)
+	if err != nil {
+		return 0, 0, err
+	}
+	lag, err := waitCheckpoints(ctx, pg, o.Tenant, last)
+	return lag, len(burst), err
+}
+
+// waitCheckpoints polls until every checkpoint of tenant is at least seq
+// and returns how long that took.
+func waitCheckpoints(ctx context.Context, pg *PG, tenant string, seq int64) (time.Duration, error) {
+	start := time.Now()
+	deadline := start.Add(10 * time.Minute)
+	for {
+		var behind int
+		if err := pg.pool.QueryRow(ctx, `SELECT $3 - count(*) FROM dg_projection_cursors
+			WHERE tenant_id = $1 AND last_log_seq >= $2`, tenant, seq, len(Names())).Scan(&behind); err != nil {
+			return 0, fmt.Errorf("read checkpoints: %w", err)
+		}
+		if behind <= 0 {
+			return time.Since(start), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("projections of tenant %s did not reach log_seq %d in 10 minutes", tenant, seq)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }

@@ -3,9 +3,11 @@ package projection
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/decisiongraph/dg/pkg/event"
+	"github.com/decisiongraph/dg/pkg/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -86,6 +88,10 @@ func (l *BulkLoader) Load(ctx context.Context, envs []event.Envelope) (int64, er
 		ON CONFLICT (tenant_id) DO UPDATE SET log_seq = EXCLUDED.log_seq, chain_hash = EXCLUDED.chain_hash, event_count = EXCLUDED.event_count`,
 		l.tenant, head, chain, count); err != nil {
 		return 0, fmt.Errorf("update chain head: %w", err)
+	}
+	// Wake followers (projection runtimes) on commit, as the appender does.
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, store.NotifyChannel, strconv.FormatInt(head, 10)); err != nil {
+		return 0, fmt.Errorf("notify: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/decisiongraph/dg/pkg/store"
@@ -32,6 +33,9 @@ type PG struct {
 	st        *store.Store
 	pool      *pgxpool.Pool
 	batchSize int
+	parts     partitions
+	indexMu   sync.Mutex
+	indexDefs map[string][]indexDef // live table -> its index definitions
 }
 
 // NewPG returns the Postgres projection engine of a store. batchSize <= 0
@@ -58,10 +62,12 @@ func (pg *PG) Cursor(ctx context.Context, q queryer, tenant, projection string) 
 	return c, nil
 }
 
-func setCursor(ctx context.Context, tx pgx.Tx, tenant, projection string, seq int64) error {
-	_, err := tx.Exec(ctx, `INSERT INTO dg_projection_cursors (tenant_id, projection_name, last_log_seq, updated_at)
+const setCursorSQL = `INSERT INTO dg_projection_cursors (tenant_id, projection_name, last_log_seq, updated_at)
 		VALUES ($1, $2, $3, now())
-		ON CONFLICT (tenant_id, projection_name) DO UPDATE SET last_log_seq = EXCLUDED.last_log_seq, updated_at = now()`, tenant, projection, seq)
+		ON CONFLICT (tenant_id, projection_name) DO UPDATE SET last_log_seq = EXCLUDED.last_log_seq, updated_at = now()`
+
+func setCursor(ctx context.Context, tx pgx.Tx, tenant, projection string, seq int64) error {
+	_, err := tx.Exec(ctx, setCursorSQL, tenant, projection, seq)
 	if err != nil {
 		return fmt.Errorf("write checkpoint of %s for tenant %s: %w", projection, tenant, err)
 	}
@@ -174,7 +180,7 @@ func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
 		return 0, 0, err
 	}
 	n := c.pg.batchSize
-	evs, err := c.pg.st.ReadBatch(ctx, c.tenant, cursor, n)
+	evs, verified, err := c.pg.readEvents(ctx, c.tenant, cursor, n)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -188,6 +194,9 @@ func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
 	}
 	if len(evs) == 0 {
 		return 0, 0, nil
+	}
+	if err := c.pg.parts.ensure(ctx, c.pg.pool, c.tenant); err != nil {
+		return 0, 0, err
 	}
 	tx, err := c.pg.pool.Begin(ctx)
 	if err != nil {
@@ -228,8 +237,14 @@ func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
 	}
 	var stepErr error
 	done := 0
-	for _, ev := range evs {
-		ch, err := c.proj.Step(ev, traces)
+	for i, ev := range evs {
+		var ch Changes
+		var err error
+		if verified[i] {
+			ch, err = stepVerified(c.proj, ev, traces)
+		} else {
+			ch, err = c.proj.Step(ev, traces)
+		}
 		if err != nil {
 			stepErr = err
 			break
@@ -241,20 +256,15 @@ func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
 		return 0, 0, stepErr
 	}
 	last := evs[done-1].LogSeq
+	// Rows, checkpoint and resolved failures go in one round trip.
 	q := &pgx.Batch{}
 	bc.queue(q, c.tenant, liveTables)
+	q.Queue(setCursorSQL, c.tenant, c.name, last)
+	q.Queue(`UPDATE dg_projection_failures SET status = 'resolved', resolved_at = now(), updated_at = now()
+		WHERE tenant_id = $1 AND projection_name = $2 AND status = 'open' AND log_seq <= $3`, c.tenant, c.name, last)
 	if err := tx.SendBatch(ctx, q).Close(); err != nil {
 		c.proj = nil
-		return 0, 0, fmt.Errorf("write %s rows for tenant %s: %w", c.name, c.tenant, err)
-	}
-	if err := setCursor(ctx, tx, c.tenant, c.name, last); err != nil {
-		c.proj = nil
-		return 0, 0, err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE dg_projection_failures SET status = 'resolved', resolved_at = now(), updated_at = now()
-		WHERE tenant_id = $1 AND projection_name = $2 AND status = 'open' AND log_seq <= $3`, c.tenant, c.name, last); err != nil {
-		c.proj = nil
-		return 0, 0, fmt.Errorf("resolve projection failures: %w", err)
+		return 0, 0, fmt.Errorf("write %s rows and checkpoint for tenant %s: %w", c.name, c.tenant, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		c.proj = nil
@@ -262,6 +272,44 @@ func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
 	}
 	c.seen = last
 	return done, last, stepErr
+}
+
+// readEvents reads up to n events of tenant after log_seq after, with only
+// the columns the rules read; verified[i] says the stored payload text
+// hashes to the stored payload_hash (see stepVerified).
+func (pg *PG) readEvents(ctx context.Context, tenant string, after int64, n int) ([]*event.StoredEvent, []bool, error) {
+	rows, err := pg.pool.Query(ctx, `SELECT `+rebuildColumns+` FROM dg_event_log
+		WHERE tenant_id = $1 AND log_seq > $2 ORDER BY log_seq LIMIT $3`, tenant, after, n)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read events after log_seq %d: %w", after, err)
+	}
+	c := &logChunk{}
+	for rows.Next() {
+		c.evs = append(c.evs, event.StoredEvent{TenantID: tenant})
+		ev := &c.evs[len(c.evs)-1]
+		var raw []byte
+		if err := rows.Scan(&ev.LogSeq, &ev.EventID, &ev.TraceID, &ev.TraceSeq, &ev.EventType, &ev.OccurredAt,
+			&ev.Actor.ActorType, &ev.Actor.ActorID, &raw, &ev.PayloadHash); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("read events after log_seq %d: %w", after, err)
+		}
+		c.raw = append(c.raw, raw)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read events after log_seq %d: %w", after, err)
+	}
+	c.decode()
+	if c.err != nil && c.errAt == 0 {
+		return nil, nil, c.err
+	}
+	// Events before an undecodable one are projected; the next batch
+	// starts at it and reports it.
+	evs := make([]*event.StoredEvent, c.errAt)
+	for i := range evs {
+		evs[i] = &c.evs[i]
+	}
+	return evs, c.verified[:c.errAt], nil
 }
 
 // prefetchPrecedentInputs reads, in one query, the events that the

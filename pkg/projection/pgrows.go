@@ -2,21 +2,119 @@ package projection
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// pgTables names one set of projection tables: the live ones or their
-// shadow copies.
+// pgTables names the five live projection tables. Since migration 0006
+// each is partitioned by LIST (tenant_id) with one partition per tenant in
+// schema partSchema (see partitions below).
 type pgTables struct {
 	nodes, edges, summary, policyEval, precedent string
 }
 
-var (
-	liveTables   = pgTables{"dg_cg_nodes", "dg_cg_edges", "dg_trace_summary", "dg_policy_eval_index", "dg_precedent_index"}
-	shadowTables = pgTables{"dg_cg_nodes_shadow", "dg_cg_edges_shadow", "dg_trace_summary_shadow", "dg_policy_eval_index_shadow", "dg_precedent_index_shadow"}
-)
+var liveTables = pgTables{"dg_cg_nodes", "dg_cg_edges", "dg_trace_summary", "dg_policy_eval_index", "dg_precedent_index"}
+
+// partSchema holds the tenants' partitions of the live tables, their
+// default partitions and the tables a rebuild builds before swapping them
+// in. It is outside public on purpose: catalogue walks over public tables
+// (backup manifests) see only the parents.
+const partSchema = "dg_projection_parts"
+
+// partCode is the short name of a live table used in partition names.
+var partCode = map[string]string{
+	"dg_cg_nodes": "cg_nodes", "dg_cg_edges": "cg_edges", "dg_trace_summary": "trace_summary",
+	"dg_policy_eval_index": "policy_eval", "dg_precedent_index": "precedent",
+}
+
+// lockOrder is the order in which every writer touches the live tables
+// (catch-up batches write in this order too), so table locks never cycle.
+var lockOrder = []string{"dg_cg_nodes", "dg_cg_edges", "dg_trace_summary", "dg_policy_eval_index", "dg_precedent_index"}
+
+// tenantKey is the hex MD5 of a tenant id: partition names must be
+// identifiers of bounded length whatever the tenant id holds.
+func tenantKey(tenant string) string {
+	sum := md5.Sum([]byte(tenant))
+	return hex.EncodeToString(sum[:])
+}
+
+// partName is the unqualified name of a tenant's partition of table.
+func partName(table, tenant string) string { return partCode[table] + "_" + tenantKey(tenant) }
+
+// qualified returns schema.name quoted for SQL.
+func qualified(name string) string { return pgx.Identifier{partSchema, name}.Sanitize() }
+
+// defaultPart is the default partition of table (rows of tenants without
+// a partition of their own, e.g. rows from before migration 0006).
+func defaultPart(table string) string { return qualified(partCode[table] + "_default") }
+
+// quoteLiteral quotes s as an SQL string literal (for DDL, which takes no
+// parameters).
+func quoteLiteral(s string) string {
+	if strings.ContainsRune(s, '\\') {
+		return "E'" + strings.NewReplacer(`\`, `\\`, "'", "''").Replace(s) + "'"
+	}
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// partitionsLockKey is the advisory key that serialises creating and
+// swapping the partitions of one tenant.
+func partitionsLockKey(tenant string) string { return scopeKey(tenant, "partitions") }
+
+// partitions remembers the tenants whose partitions this process has
+// already seen to exist, so catch-up checks the catalogue once per tenant.
+type partitions struct{ known sync.Map }
+
+// ensure makes sure tenant has its own partition of every live table. A
+// missing one is created (moving any rows of the tenant out of the default
+// partition) and attached, under the tenant's partitions lock.
+func (p *partitions) ensure(ctx context.Context, pool *pgxpool.Pool, tenant string) error {
+	if _, ok := p.known.Load(tenant); ok {
+		return nil
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin partition check: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, batchLockClass, partitionsLockKey(tenant)); err != nil {
+		return fmt.Errorf("lock partitions of tenant %s: %w", tenant, err)
+	}
+	for _, table := range lockOrder {
+		name := partName(table, tenant)
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, qualified(name)).Scan(&exists); err != nil {
+			return fmt.Errorf("look up partition %s: %w", name, err)
+		}
+		if exists {
+			continue
+		}
+		for _, stmt := range []string{
+			fmt.Sprintf(`CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS)`, qualified(name), table),
+			fmt.Sprintf(`INSERT INTO %s SELECT * FROM %s WHERE tenant_id = %s`, qualified(name), defaultPart(table), quoteLiteral(tenant)),
+			fmt.Sprintf(`DELETE FROM %s WHERE tenant_id = %s`, defaultPart(table), quoteLiteral(tenant)),
+			fmt.Sprintf(`ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%s)`, table, qualified(name), quoteLiteral(tenant)),
+		} {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("create partition %s of tenant %s: %w", name, tenant, err)
+			}
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit partitions of tenant %s: %w", tenant, err)
+	}
+	p.known.Store(tenant, true)
+	return nil
+}
+
+// forget makes the next ensure check the catalogue again.
+func (p *partitions) forget(tenant string) { p.known.Delete(tenant) }
 
 // of returns the tables a projection owns.
 func (t pgTables) of(set Set) []string {
