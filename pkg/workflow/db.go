@@ -1,9 +1,7 @@
 package workflow
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -185,18 +183,6 @@ func scanItem(row pgx.Row) (*Item, error) {
 	}
 	it.Metadata = decodeObject([]byte(md))
 	return &it, nil
-}
-
-// decodeObject decodes a JSON object keeping numbers as json.Number; bad
-// input gives an empty map.
-func decodeObject(b []byte) map[string]any {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil || m == nil {
-		return map[string]any{}
-	}
-	return m
 }
 
 func collectItems(rows pgx.Rows) ([]*Item, error) {
