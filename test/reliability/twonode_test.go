@@ -362,52 +362,82 @@ func checkExactlyOnce(t *testing.T, pool *pgxpool.Pool, led *tnLedger, tenant st
 	if err := lr.Err(); err != nil {
 		t.Fatal(err)
 	}
+	// Six readers at a time: a few hundred sequential reads cost tens of
+	// seconds on a loaded 2-core host.
+	var (
+		rwg     sync.WaitGroup
+		sem     = make(chan struct{}, 6)
+		errMu   sync.Mutex
+		readErr string
+	)
 	for i, tr := range traces {
-		base := bases[i%len(bases)]
-		var r apiResp
-		var err error
-		for attempt := 0; attempt < 300; attempt++ {
-			// Reads rotate over the writers' accounts (600 reads/min each
-			// per process); a 429 waits for the next window.
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			r, err = do(ctx, "GET", base+"/api/v1/traces/"+tr.id, twoNodeToken(i%P.TwoNodeWriters), tenant, nil, nil)
-			cancel()
-			if err != nil || r.Status != 429 {
-				break
+		rwg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; rwg.Done() }()
+			if msg := checkTraceRead(bases[i%len(bases)], twoNodeToken(i%P.TwoNodeWriters), tenant, tr, logCounts[tr.id]); msg != "" {
+				errMu.Lock()
+				if readErr == "" {
+					readErr = msg
+				}
+				errMu.Unlock()
 			}
-			time.Sleep(200 * time.Millisecond)
+		}()
+	}
+	rwg.Wait()
+	if readErr != "" {
+		t.Fatal(readErr)
+	}
+}
+
+// checkTraceRead reads one trace through the API and returns what is wrong
+// with it ("" when nothing): the events appended, in the answer and in the
+// log (inLog), and the summary's event_count and last_log_seq.
+func checkTraceRead(base, token, tenant string, tr tnTrace, inLog int) string {
+	var r apiResp
+	var err error
+	for attempt := 0; attempt < 300; attempt++ {
+		// Reads rotate over the writers' accounts (600 reads/min each
+		// per process); a 429 waits for the next window.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		r, err = do(ctx, "GET", base+"/api/v1/traces/"+tr.id, token, tenant, nil, nil)
+		cancel()
+		if err != nil || r.Status != 429 {
+			break
 		}
-		if err != nil || r.Status != 200 {
-			t.Fatalf("GET trace %s of %s via %s: %v %d %s", tr.id, tenant, base, err, r.Status, r.Body)
-		}
-		var resp struct {
-			Data struct {
-				Events []struct {
-					EventType string `json:"event_type"`
-					LogSeq    int64  `json:"log_seq"`
-				} `json:"events"`
-				Summary struct {
-					EventCount int64 `json:"event_count"`
-					LastLogSeq int64 `json:"last_log_seq"`
-				} `json:"summary"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal(r.Body, &resp); err != nil {
-			t.Fatalf("decode trace %s: %v", tr.id, err)
-		}
-		var counted, lastSeq int64
-		for _, ev := range resp.Data.Events {
-			if ev.EventType == event.TypeTraceStarted || ev.EventType == event.TypeTraceFinished {
-				counted++
-				lastSeq = ev.LogSeq
-			}
-		}
-		n := len(tr.events)
-		if len(resp.Data.Events) != n || logCounts[tr.id] != n || resp.Data.Summary.EventCount != counted || resp.Data.Summary.LastLogSeq != lastSeq {
-			t.Fatalf("trace %s of %s: appended %d events, %d returned, %d in the log; summary event_count %d last_log_seq %d, want %d and %d",
-				tr.id, tenant, n, len(resp.Data.Events), logCounts[tr.id], resp.Data.Summary.EventCount, resp.Data.Summary.LastLogSeq, counted, lastSeq)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil || r.Status != 200 {
+		return fmt.Sprintf("GET trace %s of %s via %s: %v %d %s", tr.id, tenant, base, err, r.Status, r.Body)
+	}
+	var resp struct {
+		Data struct {
+			Events []struct {
+				EventType string `json:"event_type"`
+				LogSeq    int64  `json:"log_seq"`
+			} `json:"events"`
+			Summary struct {
+				EventCount int64 `json:"event_count"`
+				LastLogSeq int64 `json:"last_log_seq"`
+			} `json:"summary"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.Body, &resp); err != nil {
+		return fmt.Sprintf("decode trace %s: %v", tr.id, err)
+	}
+	var counted, lastSeq int64
+	for _, ev := range resp.Data.Events {
+		if ev.EventType == event.TypeTraceStarted || ev.EventType == event.TypeTraceFinished {
+			counted++
+			lastSeq = ev.LogSeq
 		}
 	}
+	n := len(tr.events)
+	if len(resp.Data.Events) != n || inLog != n || resp.Data.Summary.EventCount != counted || resp.Data.Summary.LastLogSeq != lastSeq {
+		return fmt.Sprintf("trace %s of %s: appended %d events, %d returned, %d in the log; summary event_count %d last_log_seq %d, want %d and %d",
+			tr.id, tenant, n, len(resp.Data.Events), inLog, resp.Data.Summary.EventCount, resp.Data.Summary.LastLogSeq, counted, lastSeq)
+	}
+	return ""
 }
 
 // logDigests projects exactly the tenant's stored events in one process,
@@ -469,6 +499,8 @@ func loadAvg() string {
 // tenant) must move to the survivor too.
 func TestTwoNodes(t *testing.T) {
 	track(t)
+	t0 := time.Now()
+	mark := func(what string) { t.Logf("%s: %s into the test", what, time.Since(t0).Round(time.Millisecond)) }
 	dir := t.TempDir()
 	dburl := pgtest.NewURL(t)
 	pool := openPool(t, dburl)
@@ -497,6 +529,7 @@ func TestTwoNodes(t *testing.T) {
 		nodes[i] = &node{name: "dg-twonode-" + name, port: port, p: startDG(t, manifest, port)}
 	}
 	bases := []string{nodes[0].p.base, nodes[1].p.base}
+	mark("both processes ready")
 	led := newLedger()
 	checkFail := func() {
 		t.Helper()
@@ -541,6 +574,7 @@ func TestTwoNodes(t *testing.T) {
 	}
 	t.Logf("phase 1: %d traces per tenant through both processes in %s, caught up %s later", P.TwoNodeTraces, phase1.Round(time.Millisecond), catchUp.Round(time.Millisecond))
 
+	mark("phase 1 checked")
 	// Who owns what: the locks in pg_locks, and each process's own report.
 	ctx := context.Background()
 	scopes := projScopes()
@@ -719,6 +753,7 @@ func TestTwoNodes(t *testing.T) {
 		}
 	}
 
+	mark("phase 2 checked")
 	// Phase 3: the killed process comes back and must stay in standby
 	// (the survivor keeps every lock); then the survivor is killed while
 	// nothing is appended, so the restarted process has no local commit
@@ -776,6 +811,7 @@ func TestTwoNodes(t *testing.T) {
 		checkExactlyOnce(t, pool, led, tenant, []string{victim.p.base})
 	}
 
+	mark("phase 3 checked")
 	st, err := store.New(ctx, pool, store.Options{})
 	if err != nil {
 		t.Fatalf("store: %v", err)
@@ -802,6 +838,7 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("dg projections verify after the handover: exit %d\n%s", code, out)
 	}
 
+	mark("digests compared, dg projections verify passed")
 	record("twonode", "processes, tenants, writers per tenant", fmt.Sprintf("2 (external database, one database), %d, %d", len(twoNodeTenants), writers))
 	record("twonode", "traces before the kill (per tenant, events alternating between the processes, every 4th TraceStarted sent to both at once)", fmt.Sprintf("%d (%d events sent to both, each acknowledged by both with one log_seq)", P.TwoNodeTraces, led.both.Load()))
 	record("twonode", "projection locks before the kill (pg_locks, matches each process's healthz)", countBy(owners))
