@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -37,7 +38,11 @@ const MaxDepth = 512
 // beyond MaxDepth) is CodeInvalidArgument and takes precedence over a float
 // found elsewhere, matching the reference's order (§5.1 steps 2 and 5).
 func CanonicalJSON(v any) ([]byte, error) {
-	b, err := appendCanonicalDoc(make([]byte, 0, 256), v)
+	size := 256
+	if l, ok := v.([]string); ok && len(l) == 0 {
+		size = 2 // no tags, the common case
+	}
+	b, err := appendCanonicalDoc(make([]byte, 0, size), v)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +52,8 @@ func CanonicalJSON(v any) ([]byte, error) {
 // appendCanonicalDoc appends the canonical form of v to b. It returns a
 // plain *Error so callers can keep it typed.
 func appendCanonicalDoc(b []byte, v any) ([]byte, *Error) {
-	c := canonicalizer{}
+	var stack [24]kv
+	c := canonicalizer{members: stack[:0]}
 	b, err := c.append(b, v, 0)
 	if err != nil {
 		err.Path = "$" + err.Path
@@ -74,8 +80,16 @@ func PayloadHash(payload map[string]any) (string, error) {
 }
 
 func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return hashString(sha256.Sum256(b))
+}
+
+// hashString renders a SHA-256 sum as "sha256:" + lower-case hex in one
+// allocation.
+func hashString(sum [sha256.Size]byte) string {
+	var out [7 + 2*sha256.Size]byte
+	copy(out[:], "sha256:")
+	hex.Encode(out[7:], sum[:])
+	return string(out[:])
 }
 
 // canonicalizer walks one value. The first float it meets is remembered in
@@ -84,10 +98,10 @@ func sha256Hex(b []byte) string {
 // while unwinding, so the happy path allocates none.
 type canonicalizer struct {
 	float *Error
-	// keys is a stack of object keys shared by every level: each object
-	// sorts its keys in its own top segment, so a document allocates no
-	// key slices.
-	keys []string
+	// members is a stack of object members shared by every level: each
+	// object sorts its members in its own top segment, so a document
+	// allocates no slices per object.
+	members []kv
 }
 
 func (c *canonicalizer) noteFloat(path, msg string) {
@@ -116,15 +130,16 @@ func (c *canonicalizer) append(b []byte, v any, depth int) ([]byte, *Error) {
 		if x == nil {
 			return append(b, "null"...), nil
 		}
-		mark := len(c.keys)
-		for k := range x {
-			c.keys = append(c.keys, k)
+		mark := len(c.members)
+		for k, v := range x {
+			c.members = append(c.members, kv{k, v})
 		}
-		keys := c.keys[mark:]
-		sortKeys(keys)
-		defer func() { clear(c.keys[mark:]); c.keys = c.keys[:mark] }()
+		members := c.members[mark:]
+		sortMembers(members)
+		defer func() { clear(c.members[mark:]); c.members = c.members[:mark] }()
 		b = append(b, '{')
-		for i, k := range keys {
+		for i, mb := range members {
+			k := mb.k
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -136,7 +151,7 @@ func (c *canonicalizer) append(b []byte, v any, depth int) ([]byte, *Error) {
 			}
 			b = append(b, ':')
 			saved := c.float
-			if b, err = c.append(b, x[k], depth+1); err != nil {
+			if b, err = c.append(b, mb.v, depth+1); err != nil {
 				err.Path = keySegment(k) + err.Path
 				return nil, err
 			}
@@ -213,21 +228,22 @@ func (c *canonicalizer) append(b []byte, v any, depth int) ([]byte, *Error) {
 	}
 }
 
-// sortKeys sorts object keys in byte order: insertion sort for the few
-// keys of a typical object, slices.Sort otherwise.
-func sortKeys(keys []string) {
-	if len(keys) > 12 {
-		slices.Sort(keys)
+// sortMembers sorts object members by key in byte order: insertion sort
+// for the few members of a typical object, slices.SortFunc otherwise.
+// Keys of a map are distinct, so the order is total.
+func sortMembers(ms []kv) {
+	if len(ms) > 12 {
+		slices.SortFunc(ms, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 		return
 	}
-	for i := 1; i < len(keys); i++ {
-		k := keys[i]
+	for i := 1; i < len(ms); i++ {
+		m := ms[i]
 		j := i
-		for j > 0 && keys[j-1] > k {
-			keys[j] = keys[j-1]
+		for j > 0 && ms[j-1].k > m.k {
+			ms[j] = ms[j-1]
 			j--
 		}
-		keys[j] = k
+		ms[j] = m
 	}
 }
 

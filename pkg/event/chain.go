@@ -2,7 +2,6 @@ package event
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 )
@@ -125,11 +124,11 @@ func ChainGenesis(tenantID string) string {
 // and eventHash is EventHash of this event, both as their full
 // "sha256:<hex>" strings.
 func NextChainHash(prev, eventHash string) string {
-	h := sha256.New()
-	h.Write([]byte(prev))
-	h.Write([]byte{':'})
-	h.Write([]byte(eventHash))
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+	var buf [160]byte
+	b := append(buf[:0], prev...)
+	b = append(b, ':')
+	b = append(b, eventHash...)
+	return hashString(sha256.Sum256(b))
 }
 
 // VerifyStored recomputes e's payload hash, event hash and chain hash given

@@ -238,11 +238,10 @@ func decodeEventsWhole(data []byte) ([]Envelope, error) {
 // path is prefix, followed by [index] when index >= 0; it is only
 // rendered for an error.
 func envelopeFromValue(env *Envelope, v any, prefix string, index int) *Error {
-	m, ok := v.(map[string]any)
-	if !ok {
+	r := reader{prefix: prefix, index: index, missing: CodeInvalidArgument}
+	if !r.set(v) {
 		return newError(CodeInvalidArgument, elemPath(prefix, index), "an event must be a JSON object")
 	}
-	r := reader{m: m, prefix: prefix, index: index, missing: CodeInvalidArgument}
 	*env = Envelope{
 		EventID:        r.reqString("event_id", CodeInvalidArgument),
 		TraceID:        r.reqString("trace_id", CodeInvalidArgument),
@@ -251,8 +250,9 @@ func envelopeFromValue(env *Envelope, v any, prefix string, index int) *Error {
 		OccurredAt:     r.reqString("occurred_at", CodeInvalidArgument),
 		IdempotencyKey: r.reqString("idempotency_key", CodeInvalidArgument),
 	}
-	if src := r.reqObject("source"); src != nil {
-		sr := reader{m: src, prefix: prefix, index: index, sub: ".source", err: r.err, missing: CodeSchemaViolation}
+	if src, ok := r.reqObject("source"); ok {
+		sr := reader{prefix: prefix, index: index, sub: ".source", err: r.err, missing: CodeSchemaViolation}
+		sr.set(src)
 		env.Source = Source{
 			ProducerID: sr.reqString("producer_id", CodeSchemaViolation),
 			System:     sr.reqString("system", CodeSchemaViolation),
@@ -260,8 +260,9 @@ func envelopeFromValue(env *Envelope, v any, prefix string, index int) *Error {
 		}
 		r.err = sr.err
 	}
-	if act := r.reqObject("actor"); act != nil {
-		ar := reader{m: act, prefix: prefix, index: index, sub: ".actor", err: r.err, missing: CodeSchemaViolation}
+	if act, ok := r.reqObject("actor"); ok {
+		ar := reader{prefix: prefix, index: index, sub: ".actor", err: r.err, missing: CodeSchemaViolation}
+		ar.set(act)
 		env.Actor = Actor{
 			ActorType: ar.reqString("actor_type", CodeSchemaViolation),
 			ActorID:   ar.reqString("actor_id", CodeSchemaViolation),
@@ -271,7 +272,7 @@ func envelopeFromValue(env *Envelope, v any, prefix string, index int) *Error {
 	env.CorrelationID = r.optString("correlation_id", CodeInvalidArgument)
 	env.CausationEventID = r.optString("causation_event_id", CodeInvalidArgument)
 	env.SchemaVersion = 1
-	if _, present := m["schema_version"]; present && m["schema_version"] != nil {
+	if sv, _ := r.get("schema_version"); sv != nil {
 		env.SchemaVersion = r.reqInt("schema_version", CodeSchemaViolation)
 	}
 	env.Tags = r.tags()
@@ -289,7 +290,11 @@ func elemPath(prefix string, index int) string {
 // reader pulls typed members out of a decoded object, keeping the first
 // error so field extraction reads top to bottom in the envelope's order.
 type reader struct {
-	m map[string]any
+	// The object is m, or kvs when isKV (the split event-file decoder
+	// hands over the envelope, source and actor objects as member lists).
+	m    map[string]any
+	kvs  kvObject
+	isKV bool
 	// The object's JSON path is prefix, [index] when index >= 0, then sub;
 	// it is built only for an error.
 	prefix string
@@ -303,6 +308,28 @@ type reader struct {
 	missing Code
 }
 
+// set points the reader at v and reports whether v is an object.
+func (r *reader) set(v any) bool {
+	switch o := v.(type) {
+	case map[string]any:
+		r.m = o
+		return o != nil
+	case kvObject:
+		r.kvs, r.isKV = o, true
+		return true
+	}
+	return false
+}
+
+// get is the member key, as a map lookup gives it.
+func (r *reader) get(key string) (any, bool) {
+	if r.isKV {
+		return r.kvs.get(key)
+	}
+	v, ok := r.m[key]
+	return v, ok
+}
+
 func (r *reader) path() string { return elemPath(r.prefix, r.index) + r.sub }
 
 func (r *reader) fail(code Code, key, msg string) {
@@ -312,7 +339,7 @@ func (r *reader) fail(code Code, key, msg string) {
 }
 
 func (r *reader) reqString(key string, typeCode Code) string {
-	v, ok := r.m[key]
+	v, ok := r.get(key)
 	if !ok {
 		r.fail(r.missing, key, key+" is required")
 		return ""
@@ -325,7 +352,7 @@ func (r *reader) reqString(key string, typeCode Code) string {
 }
 
 func (r *reader) optString(key string, typeCode Code) *string {
-	v := r.m[key]
+	v, _ := r.get(key)
 	if v == nil {
 		return nil
 	}
@@ -338,7 +365,7 @@ func (r *reader) optString(key string, typeCode Code) *string {
 }
 
 func (r *reader) reqInt(key string, typeCode Code) int64 {
-	v, ok := r.m[key]
+	v, ok := r.get(key)
 	if !ok {
 		r.fail(r.missing, key, key+" is required")
 		return 0
@@ -360,22 +387,28 @@ func (r *reader) reqInt(key string, typeCode Code) int64 {
 	return i
 }
 
-func (r *reader) reqObject(key string) map[string]any {
-	v, ok := r.m[key]
+// reqObject returns the member key when it is an object (map[string]any
+// or kvObject).
+func (r *reader) reqObject(key string) (any, bool) {
+	v, ok := r.get(key)
 	if !ok {
 		r.fail(CodeInvalidArgument, key, key+" is required")
-		return nil
+		return nil, false
 	}
-	o, ok := v.(map[string]any)
-	if !ok {
-		r.fail(CodeSchemaViolation, key, fmt.Sprintf("%s must be a JSON object, not %s", key, jsonTypeName(v)))
-		return nil
+	switch o := v.(type) {
+	case map[string]any:
+		if o != nil {
+			return o, true
+		}
+	case kvObject:
+		return o, true
 	}
-	return o
+	r.fail(CodeSchemaViolation, key, fmt.Sprintf("%s must be a JSON object, not %s", key, jsonTypeName(v)))
+	return nil, false
 }
 
 func (r *reader) tags() []string {
-	v := r.m["tags"]
+	v, _ := r.get("tags")
 	if v == nil {
 		return []string{}
 	}
@@ -399,7 +432,7 @@ func (r *reader) tags() []string {
 }
 
 func (r *reader) payload() map[string]any {
-	v, ok := r.m["payload"]
+	v, ok := r.get("payload")
 	if !ok {
 		r.fail(CodeInvalidArgument, "payload", "payload is required")
 		return nil
@@ -424,7 +457,7 @@ func jsonTypeName(v any) string {
 		return "the number " + string(x)
 	case []any:
 		return "an array"
-	case map[string]any:
+	case map[string]any, kvObject:
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)

@@ -111,12 +111,13 @@ func decodeEventsSplit(data []byte) (out []Envelope, err error, ok bool) {
 				}
 				for i := c * chunk; i < min((c+1)*chunk, len(elems)); i++ {
 					ep.data, ep.i = data[elems[i][0]:elems[i][1]], 0
-					v, ok := ep.value(depth)
+					v, ok := ep.envelopeValue(depth)
 					if !ok || ep.i != len(ep.data) {
 						bad.Store(true)
 						return
 					}
 					errs[i] = envelopeFromValue(&out[i], v, prefix, i)
+					ep.release()
 				}
 			}
 		}()
@@ -224,4 +225,102 @@ func skipString(d []byte, i int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// kvObject is a JSON object as its members in document order; a lookup
+// takes the last member with the key, as decoding into a map does. The
+// split decoder hands envelopes over in this form so the envelope, source
+// and actor objects, which only the reader looks at, are never built as
+// maps.
+type kvObject []kv
+
+func (o kvObject) get(key string) (any, bool) {
+	for i := len(o) - 1; i >= 0; i-- {
+		if o[i].k == key {
+			return o[i].v, true
+		}
+	}
+	return nil, false
+}
+
+// envelopeValue parses one element of an events array at nesting depth
+// depth like value(depth), except that an object, and its "source" and
+// "actor" members when they are objects, come back as kvObjects living in
+// the parser's scratch stacks. They are valid until release is called.
+func (p *fastParser) envelopeValue(depth int) (v any, ok bool) {
+	if p.i >= len(p.data) || p.data[p.i] != '{' {
+		return p.value(depth)
+	}
+	return p.kvObjectValue(depth+1, true)
+}
+
+// kvObjectValue parses the object at p.i (nesting depth depth) into a
+// kvObject on the scratch stacks; top selects the envelope level, whose
+// source and actor members are parsed the same way.
+func (p *fastParser) kvObjectValue(depth int, top bool) (any, bool) {
+	if depth > MaxDepth {
+		return nil, false
+	}
+	p.i++ // '{'
+	p.ws()
+	// The envelope's members go on kvs (above them, nested generic objects
+	// come and go); source and actor go on sub, which is not truncated
+	// until release, so the kvObjects handed out stay intact.
+	stack := &p.sub
+	if top {
+		stack = &p.kvs
+	}
+	mark := len(*stack)
+	if p.i < len(p.data) && p.data[p.i] == '}' {
+		p.i++
+		return kvObject((*stack)[mark:mark:mark]), true
+	}
+	for {
+		if p.i >= len(p.data) || p.data[p.i] != '"' {
+			return nil, false
+		}
+		k, ok := p.str(maxInternKeys)
+		if !ok {
+			return nil, false
+		}
+		p.ws()
+		if p.i >= len(p.data) || p.data[p.i] != ':' {
+			return nil, false
+		}
+		p.i++
+		p.ws()
+		var v any
+		if top && (k == "source" || k == "actor") && p.i < len(p.data) && p.data[p.i] == '{' {
+			v, ok = p.kvObjectValue(depth+1, false)
+		} else {
+			v, ok = p.value(depth)
+		}
+		if !ok {
+			return nil, false
+		}
+		*stack = append(*stack, kv{k, v})
+		p.ws()
+		if p.i >= len(p.data) {
+			return nil, false
+		}
+		if c := p.data[p.i]; c == ',' {
+			p.i++
+			p.ws()
+			continue
+		} else if c != '}' {
+			return nil, false
+		}
+		p.i++
+		break
+	}
+	s := *stack
+	return kvObject(s[mark:len(s):len(s)]), true
+}
+
+// release empties the scratch stacks after an envelope has been read.
+func (p *fastParser) release() {
+	clear(p.kvs)
+	p.kvs = p.kvs[:0]
+	clear(p.sub)
+	p.sub = p.sub[:0]
 }

@@ -26,7 +26,7 @@ func AppendDigestString(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+		if digestPlain[c] {
 			i++
 			continue
 		}
@@ -68,6 +68,15 @@ func AppendDigestString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// digestPlain marks the bytes AppendDigestString copies as they are:
+// printable ASCII except `"` and `\`.
+var digestPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func appendU4(dst []byte, r rune) []byte {
 	return append(dst, '\\', 'u',

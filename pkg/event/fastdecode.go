@@ -42,6 +42,7 @@ type fastParser struct {
 	data []byte
 	i    int
 	kvs  []kv
+	sub  []kv // see kvObjectValue
 	vals []any
 	buf  []byte // unescaping scratch
 	// cache interns short strings (see intern).
