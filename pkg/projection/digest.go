@@ -84,8 +84,7 @@ func (t *Tables) Digest() Digests {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		t.sortGraph()
-		d.ContextGraph = graphDigestSorted(t.Nodes, t.Edges)
+		d.ContextGraph = t.graphDigest()
 	}()
 	go func() {
 		defer wg.Done()
@@ -124,6 +123,47 @@ func (s *streamHash) flushIfFull() {
 func (s *streamHash) sum() string {
 	s.h.Write(s.buf)
 	return "sha256:" + hex.EncodeToString(s.h.Sum(nil))
+}
+
+// graphDigest sorts the graph and computes its digest (graphDigestSorted),
+// with the nodes sorted and rendered in a goroutine of their own while the
+// edges are sorted and hashed.
+func (t *Tables) graphDigest() string {
+	if len(t.Nodes)+len(t.Edges) < 4096 {
+		t.sortGraph()
+		return graphDigestSorted(t.Nodes, t.Edges)
+	}
+	var nodesJSON []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		slices.SortFunc(t.Nodes, func(a, b Node) int { return strings.Compare(a.NodeID, b.NodeID) })
+		b := make([]byte, 0, len(t.Nodes)*160)
+		for i := range t.Nodes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendNodeJSON(b, &t.Nodes[i])
+		}
+		nodesJSON = b
+	}()
+	slices.SortFunc(t.Edges, func(a, b Edge) int { return strings.Compare(a.EdgeID, b.EdgeID) })
+	s := newStreamHash()
+	s.buf = append(s.buf, `{"edges":[`...)
+	for i := range t.Edges {
+		if i > 0 {
+			s.buf = append(s.buf, ',')
+		}
+		s.buf = AppendEdgeJSON(s.buf, &t.Edges[i])
+		s.flushIfFull()
+	}
+	s.buf = append(s.buf, `],"nodes":[`...)
+	s.h.Write(s.buf)
+	s.buf = s.buf[:0]
+	<-done
+	s.h.Write(nodesJSON)
+	s.buf = append(s.buf, "]}"...)
+	return s.sum()
 }
 
 func graphDigestSorted(nodes []Node, edges []Edge) string {
