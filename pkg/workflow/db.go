@@ -424,11 +424,25 @@ func (w *notesWrite) exec(ctx context.Context, q dbtx, hooks []Webhook) ([]*Noti
 		return nil, err
 	}
 	inserted := make([]*Notification, 0, len(ids))
+	for _, nid := range ids {
+		inserted = append(inserted, w.byID[nid])
+	}
+	if err := queueDeliveries(ctx, q, hooks, inserted); err != nil {
+		return nil, err
+	}
+	return inserted, nil
+}
+
+// queueDeliveries writes a delivery row per inserted notification and
+// webhook that wants its category.
+func queueDeliveries(ctx context.Context, q dbtx, hooks []Webhook, inserted []*Notification) error {
+	if len(hooks) == 0 {
+		return nil
+	}
 	var dTenant, dID, dKey, dURL []string
 	var dAt []time.Time
-	for _, nid := range ids {
-		x := w.byID[nid]
-		inserted = append(inserted, x)
+	for _, x := range inserted {
+		nid := x.NotificationID
 		for _, h := range hooks {
 			if h.wants(x.Category) {
 				dTenant, dID, dKey = append(dTenant, x.TenantID), append(dID, nid), append(dKey, x.DedupeKey)
@@ -440,10 +454,10 @@ func (w *notesWrite) exec(ctx context.Context, q dbtx, hooks []Webhook) ([]*Noti
 		if _, err := q.Exec(ctx, `INSERT INTO dg_workflow_deliveries (tenant_id, notification_id, dedupe_key, target_url, next_attempt_at, created_at)
 			SELECT a, b, k, c, d, d FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(a, b, k, c, d)
 			ON CONFLICT DO NOTHING`, dTenant, dID, dKey, dURL, dAt); err != nil {
-			return nil, fmt.Errorf("queue %d webhook deliveries: %w", len(dID), err)
+			return fmt.Errorf("queue %d webhook deliveries: %w", len(dID), err)
 		}
 	}
-	return inserted, nil
+	return nil
 }
 
 const actionSelect = `tenant_id, action_id, workflow_id, trace_id, action_type, actor_id, actor_type, actor_account_id,

@@ -9,14 +9,17 @@ import (
 )
 
 // Importing in many small batches (pipelined: batch k is applied while
-// batch k-1 is written) must store exactly what one big batch stores,
+// batch k-1 is written), with or without COPY, must store exactly what one
+// big batch stores,
 // including items created by one batch and changed by the next, items
 // stored by an earlier refresh, malformed events and webhook deliveries.
 func TestImportBatchSizeDoesNotChangeTheResult(t *testing.T) {
 	hooks := []workflow.Webhook{{URL: "http://127.0.0.1:1/all"}, {URL: "http://127.0.0.1:1/approvals", Categories: []string{"approval", "failure"}}}
 	small := newEnv(t, workflow.Config{ImportBatchSize: 2, Webhooks: hooks})
 	big := newEnv(t, workflow.Config{ImportBatchSize: 5000, Webhooks: hooks})
-	for _, e := range []*env{small, big} {
+	noCopy := newEnv(t, workflow.Config{ImportBatchSize: 3, Webhooks: hooks})
+	workflow.DisableCopy(noCopy.svc)
+	for _, e := range []*env{small, big, noCopy} {
 		ctx := ctxT(t)
 		e.start("default", "tr-1", t0)
 		e.exception("default", "tr-1", "ex-1", t0, "discount above limit")
@@ -66,9 +69,12 @@ func TestImportBatchSizeDoesNotChangeTheResult(t *testing.T) {
 		`SELECT to_jsonb(c)::text FROM dg_workflow_status_counts c ORDER BY tenant_id, status`,
 		`SELECT last_log_seq::text FROM dg_workflow_runtime`,
 	} {
-		a, b := dump(t, small, q), dump(t, big, q)
+		a, b, c := dump(t, small, q), dump(t, big, q), dump(t, noCopy, q)
 		if a != b {
 			t.Errorf("%s differs:\nbatch 2:\n%s\nbatch 5000:\n%s", q, a, b)
+		}
+		if c != b {
+			t.Errorf("%s differs:\nbatch 3 without COPY:\n%s\nbatch 5000:\n%s", q, c, b)
 		}
 		if a == "" {
 			t.Errorf("%s: no rows", q)

@@ -28,6 +28,9 @@ type pgArray struct {
 	n       int
 	hasNull bool
 	elem    uint32
+	// jsonb: json values carry jsonb's binary version byte (COPY into a
+	// jsonb column); array elements are text cast to jsonb instead.
+	jsonb bool
 }
 
 const pgArrayHeader = 20 // ndim, has-null flag, element OID, length, lower bound
@@ -63,12 +66,16 @@ func (a *pgArray) textOrNull(s string) {
 func (a *pgArray) json(m map[string]any) {
 	at := len(a.buf)
 	a.buf = append(a.buf, 0, 0, 0, 0)
+	if a.jsonb {
+		a.buf = append(a.buf, 1)
+	}
+	start := len(a.buf)
 	ok := m != nil
 	if ok {
 		a.buf, ok = appendJSON(a.buf, m)
 	}
 	if !ok {
-		a.buf = append(a.buf[:at+4], "{}"...)
+		a.buf = append(a.buf[:start], "{}"...)
 	}
 	binary.BigEndian.PutUint32(a.buf[at:], uint32(len(a.buf)-at-4))
 	a.n++

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,9 @@ type Service struct {
 	// more, so without a bound a burst of actions could take every
 	// connection and wait forever for the appender.
 	slots chan struct{}
+	// copyOff: imports stop using COPY (see importWrite) after one met a
+	// unique violation.
+	copyOff atomic.Bool
 }
 
 // Options are the optional collaborators of a Service.
@@ -213,7 +217,7 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 		var done chan error
 		if pending != nil {
 			done = make(chan error, 1)
-			go func(w *importWrite) { done <- w.exec(ctx, tx, s.cfg.Webhooks) }(pending)
+			go func(w *importWrite) { done <- s.execImport(ctx, tx, w) }(pending)
 			pending = nil
 		}
 		if ap != nil {
@@ -222,7 +226,7 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 			for id, it := range ap.ch.items {
 				touched[id] = it
 			}
-			pending = buildImportWrite(ap.ch)
+			pending = s.buildImportWrite(tenant, ap.ch)
 			res.Imported += ok
 			res.Failed += failed
 			res.Cursor = evs[len(evs)-1].LogSeq
@@ -292,16 +296,28 @@ func (s *Service) applyBatch(ap *applier, evs []*srcEvent) (int, int) {
 }
 
 // importWrite is what one import batch writes, built ahead of time.
+//
+// Rows that cannot conflict with stored ones go in by COPY: items the
+// table does not hold yet, and the batch's actions and notifications when
+// none of their keys is stored yet (checked by the writer right before,
+// under the tenant's runtime row lock, which every writer of imported
+// keys holds). Otherwise, and once a COPY ever met a unique violation
+// (Service.copyOff), the multi-row statements with ON CONFLICT run.
 type importWrite struct {
-	fresh, stored, actions *bulkStmt
-	notes                  *notesWrite
+	tenant    string
+	freshCopy *copyIn   // items the table does not hold yet (COPY)
+	fresh     *bulkStmt // the same by INSERT when COPY is off
+	stored    *bulkStmt // upsert of items the table holds
+	acts      []*Action
+	actsCopy  *copyIn
+	notes     []*Notification
+	notesCopy *copyIn // nil: notes go through notesStmt
 }
 
-// buildImportWrite builds the statements of ch: items the table does not
-// hold yet are inserted (no speculative insertion), the others upserted.
-// Every writer of a tenant's items holds its runtime row lock, so "not
-// held yet" stays true until the write.
-func buildImportWrite(ch *changes) *importWrite {
+// buildImportWrite builds the writes of ch. Every writer of a tenant's
+// items holds its runtime row lock, so "not held yet" stays true until
+// the write.
+func (s *Service) buildImportWrite(tenant string, ch *changes) *importWrite {
 	var fresh, stored []*Item
 	for _, it := range ch.itemList() {
 		if ch.fresh[it.WorkflowID] {
@@ -310,18 +326,91 @@ func buildImportWrite(ch *changes) *importWrite {
 			stored = append(stored, it)
 		}
 	}
-	return &importWrite{fresh: itemsStmt(itemInsertSQL, fresh), stored: itemsStmt(itemUpsertSQL, stored),
-		actions: actionsStmt(ch.actions), notes: notesStmt(ch.notes)}
+	w := &importWrite{tenant: tenant, stored: itemsStmt(itemUpsertSQL, stored), acts: ch.actions, notes: ch.notes}
+	if s.copyOff.Load() {
+		w.fresh = itemsStmt(itemInsertSQL, fresh)
+		return w
+	}
+	w.freshCopy = itemsCopy(fresh)
+	w.actsCopy = actionsCopy(ch.actions)
+	seen := make(map[string]bool, len(ch.notes))
+	for _, x := range ch.notes {
+		if seen[x.DedupeKey] {
+			return w // duplicate keys in the batch: ON CONFLICT keeps the first
+		}
+		seen[x.DedupeKey] = true
+	}
+	w.notesCopy = notesCopy(ch.notes)
+	return w
 }
 
-func (w *importWrite) exec(ctx context.Context, tx dbtx, hooks []Webhook) error {
-	for _, b := range []*bulkStmt{w.fresh, w.stored, w.actions} {
-		if err := b.exec(ctx, tx); err != nil {
+// execImport runs w on the transaction.
+func (s *Service) execImport(ctx context.Context, tx dbtx, w *importWrite) error {
+	copied := func(c *copyIn) error {
+		err := c.exec(ctx, tx)
+		if err != nil && isUniqueViolation(err) {
+			// Not expected (the keys were checked under the tenant lock);
+			// never risk it twice: later imports use ON CONFLICT.
+			s.copyOff.Store(true)
+			s.lg.Warn("workflow import: COPY met a unique violation; using ON CONFLICT inserts from now on", "tenant_id", w.tenant, "err", err)
+		}
+		return err
+	}
+	if err := copied(w.freshCopy); err != nil {
+		return err
+	}
+	if err := w.fresh.exec(ctx, tx); err != nil {
+		return err
+	}
+	if err := w.stored.exec(ctx, tx); err != nil {
+		return err
+	}
+	if w.actsCopy != nil {
+		ids := make([]string, len(w.acts))
+		for k, a := range w.acts {
+			ids[k] = a.ActionID
+		}
+		stored, err := anyStored(ctx, tx, `SELECT EXISTS (SELECT 1 FROM dg_workflow_actions WHERE tenant_id = $1 AND action_id = ANY($2))`, w.tenant, ids)
+		if err != nil {
 			return err
 		}
+		if !stored {
+			if err := copied(w.actsCopy); err != nil {
+				return err
+			}
+			w.acts = nil
+		}
 	}
-	_, err := w.notes.exec(ctx, tx, hooks)
+	if err := actionsStmt(w.acts).exec(ctx, tx); err != nil {
+		return err
+	}
+	if w.notesCopy != nil {
+		keys := make([]string, len(w.notes))
+		for k, x := range w.notes {
+			keys[k] = x.DedupeKey
+		}
+		stored, err := anyStored(ctx, tx, `SELECT EXISTS (SELECT 1 FROM dg_workflow_notifications WHERE tenant_id = $1 AND dedupe_key = ANY($2))`, w.tenant, keys)
+		if err != nil {
+			return err
+		}
+		if !stored {
+			if err := copied(w.notesCopy); err != nil {
+				return err
+			}
+			return queueDeliveries(ctx, tx, s.cfg.Webhooks, w.notes)
+		}
+	}
+	_, err := notesStmt(w.notes).exec(ctx, tx, s.cfg.Webhooks)
 	return err
+}
+
+// anyStored runs an EXISTS query over a tenant and a list of keys.
+func anyStored(ctx context.Context, tx dbtx, sql, tenant string, keys []string) (bool, error) {
+	var found bool
+	if err := tx.QueryRow(ctx, sql, tenant, keys).Scan(&found); err != nil {
+		return false, fmt.Errorf("check stored workflow keys: %w", err)
+	}
+	return found, nil
 }
 
 // write stores the items, actions and notifications of ch; existing
