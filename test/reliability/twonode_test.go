@@ -762,11 +762,11 @@ func TestTwoNodes(t *testing.T) {
 	// through it afterwards.
 	victim.p = startDG(t, victim.p.manifest, victim.port)
 	time.Sleep(2 * time.Second) // several poll rounds of the restarted workers
-	owners, err = lockHolders(ctx, pool, projOwnerLockClass, scopes)
+	standby, err := lockHolders(ctx, pool, projOwnerLockClass, scopes)
 	if err != nil {
 		t.Fatalf("read projection locks: %v", err)
 	}
-	if got := countBy(owners); got != fmt.Sprintf("%s=%d", survivor.name, len(scopes)) {
+	if got := countBy(standby); got != fmt.Sprintf("%s=%d", survivor.name, len(scopes)) {
 		t.Fatalf("after %s restarted: projection locks %s, want all with %s", victim.name, got, survivor.name)
 	}
 	if active, err := activeWorkers(t, victim.p.base); err != nil || len(active) != 0 {
@@ -841,7 +841,7 @@ func TestTwoNodes(t *testing.T) {
 	mark("digests compared, dg projections verify passed")
 	record("twonode", "processes, tenants, writers per tenant", fmt.Sprintf("2 (external database, one database), %d, %d", len(twoNodeTenants), writers))
 	record("twonode", "traces before the kill (per tenant, events alternating between the processes, every 4th TraceStarted sent to both at once)", fmt.Sprintf("%d (%d events sent to both, each acknowledged by both with one log_seq)", P.TwoNodeTraces, led.both.Load()))
-	record("twonode", "projection locks before the kill (pg_locks, matches each process's healthz)", countBy(owners))
+	record("twonode", "projection locks / workflow leader locks before the kill (pg_locks; projections match each process's healthz)", countBy(owners)+" / "+countBy(leaders))
 	record("twonode", "kill -9 of the process holding most projection locks", fmt.Sprintf("%s (%d of %d), while writers appended through the other; load average %s", victim.name, held[victim.name], len(scopes), loadAtKill))
 	record("twonode", "kill -> survivor holds every projection lock", lockAt.Round(time.Millisecond))
 	record("twonode", "kill -> survivor projected the probe traces appended after the kill (acceptance: <= 10s)", handover.Round(time.Millisecond))
