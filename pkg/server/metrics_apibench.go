@@ -27,9 +27,16 @@ type APIBenchOptions struct {
 	TraceEvents int   // events in the trace that is read (100)
 	// Progress, when set, is told which round starts.
 	Progress func(path string, clients int)
-	// ReadsOnly skips the in-process read baseline and the append rounds
+	// ReadsOnly skips the in-process read baselines and the append rounds
 	// (for CPU profiles of the HTTP read path alone).
 	ReadsOnly bool
+	// TraceCacheBytes sizes the trace cache of the warm read rounds
+	// (0: DefaultTraceCacheBytes; negative: no warm rounds). The cold read
+	// rounds always run without a cache.
+	TraceCacheBytes int64
+	// Warm selects the HTTP read rounds of ReadsOnly: false cold (no
+	// trace cache), true warm (trace cache).
+	Warm bool
 }
 
 // APIBenchRun is one measured round.
@@ -45,13 +52,23 @@ type APIBenchRun struct {
 
 // APIBenchRow compares HTTP with the in-process path at one client count.
 type APIBenchRow struct {
-	Clients     int          `json:"clients"`
-	ReadHTTP    *APIBenchRun `json:"read_http"`
-	ReadStore   *APIBenchRun `json:"read_in_process"`
-	AppendHTTP  *APIBenchRun `json:"append_http"`
-	AppendStore *APIBenchRun `json:"append_in_process"`
-	ReadRatio   float64      `json:"read_http_over_in_process"`
-	AppendRatio float64      `json:"append_http_over_in_process"`
+	Clients int `json:"clients"`
+	// ReadHTTP is the trace read without a trace cache (every request
+	// reads and renders all events); ReadHTTPWarm the same with the trace
+	// cache, warmed by one read before the round.
+	ReadHTTP     *APIBenchRun `json:"read_http"`
+	ReadHTTPWarm *APIBenchRun `json:"read_http_warm,omitempty"`
+	// ReadStore is the in-process baseline of earlier runs:
+	// store.TraceEvents plus event.EncodeStoredEvent of every event (no
+	// summary). ReadStoreRaw is the in-process fast path: the one-statement
+	// read (projection checkpoint, summary row, events) rendered as the
+	// handler renders it, without HTTP.
+	ReadStore    *APIBenchRun `json:"read_in_process"`
+	ReadStoreRaw *APIBenchRun `json:"read_in_process_raw,omitempty"`
+	AppendHTTP   *APIBenchRun `json:"append_http"`
+	AppendStore  *APIBenchRun `json:"append_in_process"`
+	ReadRatio    float64      `json:"read_http_over_in_process"`
+	AppendRatio  float64      `json:"append_http_over_in_process"`
 }
 
 // APIBenchReport is the result of RunAPIBench.
@@ -92,17 +109,36 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		auth.NewAccount("bench", []string{auth.RoleWriter}, nil, []string{benchTenant}, benchToken)}})
 	// The read rounds run first and the appends after them, so the trace
 	// summary stays current while reads are measured.
-	srv := New(Config{API: &APIConfig{Log: st, Accounts: accounts, RateLimits: RateLimits{Read: -1, Write: -1, Admin: -1},
-		TraceSummary: TraceSummaryFrom(pg), TraceSummaryPG: pg}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("bench: listen: %w", err)
+	// Two servers on the same store: cold (no trace cache) and warm.
+	serve := func(cacheBytes int64) (string, func(), error) {
+		srv := New(Config{API: &APIConfig{Log: st, Accounts: accounts, RateLimits: RateLimits{Read: -1, Write: -1, Admin: -1},
+			TraceSummary: TraceSummaryFrom(pg), TraceSummaryPG: pg, TraceCacheBytes: cacheBytes}})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, fmt.Errorf("bench: listen: %w", err)
+		}
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(sctx, ln, nil) }()
+		return "http://" + ln.Addr().String(), func() { stop(); <-done }, nil
 	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln, nil) }()
-	defer func() { stop(); <-done }()
-	base := "http://" + ln.Addr().String()
+	base, stopCold, err := serve(0)
+	if err != nil {
+		return nil, err
+	}
+	defer stopCold()
+	warmBase := ""
+	if o.TraceCacheBytes == 0 {
+		o.TraceCacheBytes = DefaultTraceCacheBytes
+	}
+	if o.TraceCacheBytes > 0 {
+		b, stopWarm, err := serve(o.TraceCacheBytes)
+		if err != nil {
+			return nil, err
+		}
+		defer stopWarm()
+		warmBase = b
+	}
 
 	maxClients := 1
 	for _, c := range o.Clients {
@@ -112,14 +148,37 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	rep := &APIBenchReport{TraceEvents: o.TraceEvents}
 	for _, c := range o.Clients {
 		row := APIBenchRow{Clients: c}
-		progress(o, "read", c)
-		row.ReadHTTP = benchRound(c, o.Reads, func(int, int) error {
-			return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(traceID))
-		})
+		readRound := func(base string) *APIBenchRun {
+			return benchRound(c, o.Reads, func(int, int) error {
+				return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(traceID))
+			})
+		}
 		if o.ReadsOnly {
+			if o.Warm && warmBase != "" {
+				_ = benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID))
+				progress(o, "read-warm", c)
+				row.ReadHTTPWarm = readRound(warmBase)
+			} else {
+				progress(o, "read", c)
+				row.ReadHTTP = readRound(base)
+			}
 			rep.Rows = append(rep.Rows, row)
 			continue
 		}
+		progress(o, "read", c)
+		row.ReadHTTP = readRound(base)
+		if warmBase != "" {
+			if err := benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID)); err != nil {
+				return nil, fmt.Errorf("bench: warm the trace cache: %w", err)
+			}
+			progress(o, "read-warm", c)
+			row.ReadHTTPWarm = readRound(warmBase)
+		}
+		progress(o, "read-in-process-raw", c)
+		row.ReadStoreRaw = benchRound(c, o.Reads, func(int, int) error {
+			return benchRawRead(ctx, st, traceID)
+		})
+		progress(o, "read-in-process", c)
 		row.ReadStore = benchRound(c, o.Reads, func(int, int) error {
 			evs, err := st.TraceEvents(ctx, benchTenant, traceID, -1, store.MaxQueryLimit)
 			if err != nil {
@@ -266,4 +325,30 @@ func benchReadEnvelope(traceID string, seq, n int) *event.Envelope {
 	env.EventID = fmt.Sprintf("%s-%d", traceID, seq)
 	env.IdempotencyKey = fmt.Sprintf("%s:%s:%d", env.EventType, traceID, seq)
 	return env
+}
+
+// DefaultTraceCacheBytes is the trace cache size of the benchmark's warm
+// rounds and of a node (64 MiB).
+const DefaultTraceCacheBytes = 64 << 20
+
+// benchRawRead is the in-process fast path: the handler's one-statement
+// read and rendering, without HTTP (and without a cache).
+func benchRawRead(ctx context.Context, st *store.Store, traceID string) error {
+	bp := getTraceBuf()
+	defer putTraceBuf(bp)
+	t := rawTraceRender{buf: append((*bp)[:0], traceBodyStart...)}
+	var sum1, sum2 []byte
+	err := st.ReadTraceRawWithSummary(ctx, benchTenant, traceID, projection.TraceSummary, func(m *store.RawTraceMeta) error {
+		if m.Checkpoint < m.Head || !m.HasSummary {
+			return fmt.Errorf("bench: the trace summary is not current")
+		}
+		sum1, sum2 = appendRawSummary(nil, &m.Summary)
+		return nil
+	}, t.event)
+	if err != nil {
+		return err
+	}
+	t.buf = appendSummaryTail(t.buf, sum1, sum2, t.system, t.hasSys)
+	*bp = t.buf
+	return nil
 }

@@ -48,6 +48,7 @@ func (n *node) withProjections(cfg *APIConfig) *APIConfig {
 	cfg.Projections = &ProjectionsConfig{PG: pg, Pool: n.pool, Replays: n.replays}
 	cfg.TraceSummary = TraceSummaryFrom(pg)
 	cfg.TraceSummaryPG = pg // the same summary, read with the events in one statement
+	cfg.TraceCacheBytes = DefaultTraceCacheBytes
 	return cfg
 }
 
