@@ -21,6 +21,7 @@ type srcEvent struct {
 	OccurredAt string
 	Actor      Actor
 	Payload    map[string]any
+	raw        []byte // the payload as read, until decodePayloads
 }
 
 type traceContext struct{ title, workflow string }
@@ -59,7 +60,9 @@ type importFailure struct {
 	msg string
 }
 
-// readManaged reads up to n managed events of tenant after log_seq.
+// readManaged reads up to n managed events of tenant after log_seq; their
+// payloads are decoded by decodePayloads (so that the connection is free
+// again as soon as the rows are in).
 func readManaged(ctx context.Context, q dbtx, tenant string, after int64, n int) ([]*srcEvent, error) {
 	rows, err := q.Query(ctx, `SELECT log_seq, event_id, trace_id, event_type, occurred_at, actor_id, actor_type, payload::text
 		FROM dg_event_log WHERE tenant_id = $1 AND log_seq > $2 AND event_type = ANY($3)
@@ -71,17 +74,23 @@ func readManaged(ctx context.Context, q dbtx, tenant string, after int64, n int)
 	var out []*srcEvent
 	for rows.Next() {
 		var e srcEvent
-		var payload string
-		if err := rows.Scan(&e.LogSeq, &e.EventID, &e.TraceID, &e.Type, &e.OccurredAt, &e.Actor.ActorID, &e.Actor.ActorType, &payload); err != nil {
+		if err := rows.Scan(&e.LogSeq, &e.EventID, &e.TraceID, &e.Type, &e.OccurredAt, &e.Actor.ActorID, &e.Actor.ActorType, &e.raw); err != nil {
 			return nil, fmt.Errorf("read managed events: %w", err)
 		}
-		e.Payload = decodeObject([]byte(payload))
 		out = append(out, &e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read managed events: %w", err)
 	}
 	return out, nil
+}
+
+// decodePayloads decodes the payloads read by readManaged.
+func decodePayloads(evs []*srcEvent) {
+	for _, e := range evs {
+		e.Payload = decodeObject(e.raw)
+		e.raw = nil
+	}
 }
 
 // loadTraceContexts returns (title, workflow) per trace: the projected

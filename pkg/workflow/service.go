@@ -183,36 +183,39 @@ func (s *Service) refreshTx(ctx context.Context, tx pgx.Tx, tenant string, curso
 }
 
 // importTx imports the managed events after res.Cursor in batches of
-// ImportBatchSize, advancing res. Batches are pipelined: while a goroutine
-// writes batch k-1 on the transaction's connection, this goroutine applies
-// batch k in memory (it reads batch k and the stored items it needs first,
-// so the two never use the connection at once). Items touched by earlier
-// batches of this refresh are taken from memory, not from the table, so
-// batch k never depends on a write still in flight; every write still
-// happens in the caller's transaction, in batch order, before it returns.
+// ImportBatchSize, advancing res. Batches are pipelined so that the
+// connection, the bottleneck, does little but database work: while a
+// goroutine writes batch k-1 on the transaction's connection, this
+// goroutine decodes the payloads of batch k+1 and applies and builds
+// batch k in memory. Before handing the connection over it reads what
+// that needs: the stored items batch k addresses and the rows of batch
+// k+1. Items touched by earlier batches of this refresh are taken from
+// memory, not from the table, so batch k never depends on a write still in
+// flight; every write still happens in the caller's transaction, in batch
+// order, before it returns.
 func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *RefreshResult, now time.Time) error {
 	n := s.cfg.ImportBatchSize
 	touched := map[string]*Item{} // items this refresh has written or is writing
 	var pending *importWrite      // applied and built, not yet written
-	more := true
-	for {
-		var evs []*srcEvent
-		if more {
-			var err error
-			if evs, err = readManaged(ctx, tx, tenant, res.Cursor, n); err != nil {
-				return err
-			}
-			more = len(evs) == n
-		}
+	evs, err := readManaged(ctx, tx, tenant, res.Cursor, n)
+	if err != nil {
+		return err
+	}
+	decodePayloads(evs)
+	more := len(evs) == n
+	for len(evs) > 0 || pending != nil {
 		var ap *applier
+		var next []*srcEvent
 		if len(evs) > 0 {
-			var err error
 			if ap, err = s.prepareImport(ctx, tx, tenant, evs, now, touched); err != nil {
 				return err
 			}
-		}
-		if pending == nil && ap == nil {
-			return nil
+			if more {
+				if next, err = readManaged(ctx, tx, tenant, evs[len(evs)-1].LogSeq, n); err != nil {
+					return err
+				}
+				more = len(next) == n
+			}
 		}
 		var done chan error
 		if pending != nil {
@@ -220,8 +223,9 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 			go func(w *importWrite) { done <- s.execImport(ctx, tx, w) }(pending)
 			pending = nil
 		}
+		// Pure computation: the connection belongs to the writer.
+		decodePayloads(next)
 		if ap != nil {
-			// Pure computation: the connection belongs to the writer.
 			ok, failed := s.applyBatch(ap, evs)
 			for id, it := range ap.ch.items {
 				touched[id] = it
@@ -236,7 +240,9 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 				return err
 			}
 		}
+		evs = next
 	}
+	return nil
 }
 
 // prepareImport reads what applying evs needs: the stored items they
