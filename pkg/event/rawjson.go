@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unicode/utf8"
 )
 
@@ -32,6 +33,28 @@ var htmlSafe = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// safePrefix is the length of s's prefix of bytes encoding/json writes as
+// they are (htmlSafe ASCII), eight bytes at a time while it can.
+func safePrefix(s []byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		// Any byte >= 0x80, < 0x20, or one of " \ < > & stops the run.
+		// (v-lo)&^v&hi is non-zero exactly when some byte of v is zero.
+		q, bs, lt, gt, am := x^(lo*'"'), x^(lo*'\\'), x^(lo*'<'), x^(lo*'>'), x^(lo*'&')
+		special := x | ((x - lo*0x20) &^ x) |
+			((q - lo) &^ q) | ((bs - lo) &^ bs) | ((lt - lo) &^ lt) | ((gt - lo) &^ gt) | ((am - lo) &^ am)
+		if special&hi != 0 {
+			break
+		}
+	}
+	for i < len(s) && s[i] < utf8.RuneSelf && htmlSafe[s[i]] {
+		i++
+	}
+	return i
+}
+
 // AppendJSONString appends s as a JSON string exactly as encoding/json
 // writes a Go string with HTML escaping on: `"` and `\` backslashed,
 // \b \f \n \r \t short, other controls and `<` `>` `&` as \u00xx, U+2028
@@ -40,12 +63,12 @@ func AppendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		i += safePrefix(s[i:])
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if htmlSafe[c] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '\\', '"':
@@ -352,12 +375,12 @@ func (w *rawWalker) str(noEscapes bool) bool {
 	w.dst = append(w.dst, '"')
 	start := i
 	for i < len(s) {
+		i += safePrefix(s[i:])
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if htmlSafe[c] {
-				i++
-				continue
-			}
 			switch c {
 			case '"':
 				w.dst = append(w.dst, s[start:i]...)

@@ -266,3 +266,20 @@ func TestAppendStoredTags(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendJSONStringWordBoundaries puts every byte at every position of
+// a 24-byte run, so the eight-bytes-at-a-time scan meets each at each
+// offset of a word.
+func TestAppendJSONStringWordBoundaries(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for p := 0; p < 24; p++ {
+			s := []byte(strings.Repeat("x", p) + string([]byte{byte(c)}) + strings.Repeat("y", 23-p))
+			want, _ := json.Marshal(string(s))
+			if got := AppendJSONString(nil, s); !bytes.Equal(got, want) {
+				t.Fatalf("byte %#x at %d: got %s want %s", c, p, got, want)
+			}
+			payload := append(append([]byte(`{"k":"`), bytes.ReplaceAll(bytes.ReplaceAll(s, []byte(`\`), []byte(`\\`)), []byte(`"`), []byte(`\"`))...), `"}`...)
+			checkPayload(t, payload, false)
+		}
+	}
+}
