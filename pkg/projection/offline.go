@@ -44,20 +44,58 @@ func (e *InputError) Unwrap() error { return e.Err }
 func DigestOffline(tenant string, files []EventFile, opts event.Options) (*OfflineResult, error) {
 	log := store.NewMemLog(opts)
 	res := &OfflineResult{}
+	total := 0
+	for _, f := range files {
+		total += len(f.Events)
+	}
+	// The projection follows the appends in a goroutine of its own: each
+	// batch of new log entries is projected (in log_seq order, as from
+	// log.Events) while the next ones are being appended. If any envelope
+	// is refused, that error is the answer, as when projecting after all
+	// appends.
+	m := newMemoryFor(total)
+	batches := make(chan []*event.StoredEvent, 64)
+	projected := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range batches {
+			if err == nil {
+				err = m.Project(b)
+			}
+		}
+		projected <- err
+	}()
+	const batchSize = 512
+	batch := make([]*event.StoredEvent, 0, batchSize)
+	onEach := func(_ int, ev *event.StoredEvent, replay bool) {
+		if replay {
+			return
+		}
+		batch = append(batch, ev)
+		if len(batch) == batchSize {
+			batches <- batch
+			batch = make([]*event.StoredEvent, 0, batchSize)
+		}
+	}
 	for _, f := range files {
 		// AppendAll is Append for each envelope in turn, with the pure
 		// preparation (validation, canonical JSON, hashes) spread over the
 		// cores. The log is private to this call, so the payloads it keeps
 		// from f.Events are never seen by anyone else.
-		n, failed, err := log.AppendAll(tenant, f.Events, nil)
+		n, failed, err := log.AppendAll(tenant, f.Events, onEach)
 		if err != nil {
+			close(batches)
+			<-projected
 			return nil, &InputError{File: f.Name, Index: failed, Err: err}
 		}
 		res.Submitted += len(f.Events)
 		res.Appended += n
 	}
-	m := newMemoryFor(res.Appended)
-	if err := m.Project(log.Events(tenant, 0, 0)); err != nil {
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	if err := <-projected; err != nil {
 		return nil, fmt.Errorf("project the offline log: %w", err)
 	}
 	res.Head = m.Cursor()
