@@ -80,6 +80,9 @@ type rawTraceRender struct {
 	system string // primary_entity.system of the first event's payload
 	hasSys bool
 
+	// The tenant and trace id are the same in every row: escaped once.
+	tenantJSON, traceJSON []byte
+
 	contiguous bool // trace_seq 0..n-1 so far
 	lastLogSeq int64
 	lastRecAt  int64
@@ -90,11 +93,13 @@ func (t *rawTraceRender) event(ev *store.RawEvent) error {
 	if t.n == 0 {
 		t.system, t.hasSys = primaryEntitySystem(ev.Payload)
 		t.contiguous = true
+		t.tenantJSON = event.AppendJSONString(nil, ev.TenantID)
+		t.traceJSON = event.AppendJSONString(nil, ev.TraceID)
 	} else {
 		t.buf = append(t.buf, ',')
 	}
 	var ok bool
-	if t.buf, ok = appendRawEvent(t.buf, ev); !ok {
+	if t.buf, ok = appendRawEvent(t.buf, ev, t.tenantJSON, t.traceJSON); !ok {
 		return errTraceFallback
 	}
 	t.contiguous = t.contiguous && ev.TraceSeq == t.n
@@ -342,14 +347,16 @@ const (
 )
 
 // appendRawEvent writes ev as event.EncodeStoredEvent followed by the
-// envelope writer's HTML-escaping compaction would. ok is false when the
-// stored payload or tags text is not in the shape the walker handles.
-func appendRawEvent(b []byte, ev *store.RawEvent) ([]byte, bool) {
+// envelope writer's HTML-escaping compaction would; tenantJSON and
+// traceJSON are ev's tenant and trace id already written as JSON strings.
+// ok is false when the stored payload or tags text is not in the shape
+// the walker handles.
+func appendRawEvent(b []byte, ev *store.RawEvent, tenantJSON, traceJSON []byte) ([]byte, bool) {
 	str := event.AppendJSONString
 	b = append(b, kEventID...)
 	b = str(b, ev.EventID)
 	b = append(b, kTraceID...)
-	b = str(b, ev.TraceID)
+	b = append(b, traceJSON...)
 	b = append(b, kTraceSeq...)
 	b = strconv.AppendInt(b, ev.TraceSeq, 10)
 	b = append(b, kEventType...)
@@ -384,7 +391,7 @@ func appendRawEvent(b []byte, ev *store.RawEvent) ([]byte, bool) {
 		return b, false
 	}
 	b = append(b, kTenantID...)
-	b = str(b, ev.TenantID)
+	b = append(b, tenantJSON...)
 	b = append(b, kLogSeq...)
 	b = strconv.AppendInt(b, ev.LogSeq, 10)
 	b = append(b, kRecordedAt...)

@@ -59,13 +59,16 @@ type RawTraceMeta struct {
 var ErrRawUnsupported = errors.New("raw trace read: unexpected result format")
 
 // rawEventColumns are the event columns of a raw read, in RawEvent order.
+// tenant_id and trace_id are not read: the query selects them by equality
+// (deterministic collation, so byte-equal), and the reader fills them in
+// from its arguments.
 const rawEventColumns = `e.log_seq, e.trace_seq, e.schema_version, e.recorded_at,
-	e.tenant_id, e.event_id, e.trace_id, e.event_type, e.occurred_at,
+	e.event_id, e.event_type, e.occurred_at,
 	e.producer_id, e.source_system, e.source_subsystem, e.actor_type, e.actor_id,
 	e.correlation_id, e.causation_event_id, e.idempotency_key, e.tags, e.payload,
 	e.payload_hash, e.event_hash, e.chain_hash`
 
-const rawEventColumnCount = 22
+const rawEventColumnCount = 20
 
 // rawEventsSQL reads a whole trace (no page limit: a trace route answers
 // every event) in trace_seq order.
@@ -83,7 +86,7 @@ const rawTraceWithSummarySQL = `SELECT 0::int2 AS kind, m.head, m.cp,
 		s.trace_id, s.workflow, s.title, s.primary_entity_type, s.primary_entity_id, s.outcome,
 		s.started_at, s.finished_at, s.event_count, s.last_log_seq,
 		NULL::bigint, NULL::bigint, NULL::bigint, NULL::timestamptz,
-		NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+		NULL::text, NULL::text, NULL::text,
 		NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
 		NULL::text, NULL::text, NULL::text, NULL::json, NULL::json,
 		NULL::text, NULL::text, NULL::text
@@ -113,7 +116,7 @@ func (s *Store) ReadTraceRaw(ctx context.Context, tenant, traceID string, fn fun
 		return fmt.Errorf("read trace %s: %w", traceID, err)
 	}
 	defer rows.Close()
-	var ev RawEvent
+	ev := RawEvent{TenantID: []byte(tenant), TraceID: []byte(traceID)}
 	n := 0
 	last := int64(-1)
 	for rows.Next() {
@@ -152,8 +155,8 @@ func (s *Store) ReadTraceRawWithSummary(ctx context.Context, tenant, traceID, pr
 		return fmt.Errorf("read trace %s: %w", traceID, err)
 	}
 	defer rows.Close()
+	ev := RawEvent{TenantID: []byte(tenant), TraceID: []byte(traceID)}
 	var (
-		ev       RawEvent
 		m        RawTraceMeta
 		seenMeta bool
 		last     = int64(-1)
@@ -241,7 +244,8 @@ func rawMetaOf(fds []pgconn.FieldDescription, v [][]byte, o int, m *RawTraceMeta
 	return nil
 }
 
-// rawEventOf fills ev from one row of rawEventColumns.
+// rawEventOf fills ev from one row of rawEventColumns (all but TenantID
+// and TraceID).
 func rawEventOf(fds []pgconn.FieldDescription, v [][]byte, ev *RawEvent) error {
 	if len(v) != rawEventColumnCount {
 		return ErrRawUnsupported
@@ -260,14 +264,14 @@ func rawEventOf(fds []pgconn.FieldDescription, v [][]byte, ev *RawEvent) error {
 	ev.RecordedAt = t
 	// Text and json columns carry their text in either format; NULL is a
 	// nil slice (only the three nullable columns may be NULL).
-	ev.TenantID, ev.EventID, ev.TraceID, ev.EventType, ev.OccurredAt = v[4], v[5], v[6], v[7], v[8]
-	ev.ProducerID, ev.SourceSystem, ev.SourceSubsystem = v[9], v[10], v[11]
-	ev.ActorType, ev.ActorID = v[12], v[13]
-	ev.CorrelationID, ev.CausationEventID, ev.IdempotencyKey = v[14], v[15], v[16]
-	ev.Tags, ev.Payload = v[17], v[18]
-	ev.PayloadHash, ev.EventHash, ev.ChainHash = v[19], v[20], v[21]
+	ev.EventID, ev.EventType, ev.OccurredAt = v[4], v[5], v[6]
+	ev.ProducerID, ev.SourceSystem, ev.SourceSubsystem = v[7], v[8], v[9]
+	ev.ActorType, ev.ActorID = v[10], v[11]
+	ev.CorrelationID, ev.CausationEventID, ev.IdempotencyKey = v[12], v[13], v[14]
+	ev.Tags, ev.Payload = v[15], v[16]
+	ev.PayloadHash, ev.EventHash, ev.ChainHash = v[17], v[18], v[19]
 	for i := 4; i < rawEventColumnCount; i++ {
-		if v[i] == nil && i != 11 && i != 14 && i != 15 {
+		if v[i] == nil && i != 9 && i != 12 && i != 13 {
 			return ErrRawUnsupported
 		}
 	}
