@@ -194,7 +194,10 @@ func (s *Service) refreshTx(ctx context.Context, tx pgx.Tx, tenant string, curso
 // flight; every write still happens in the caller's transaction, in batch
 // order, before it returns.
 func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *RefreshResult, now time.Time) error {
-	n := s.cfg.ImportBatchSize
+	// The first batches are small and double up to ImportBatchSize, so the
+	// writer starts early instead of waiting for a whole batch to be read
+	// and applied.
+	n := min(s.cfg.ImportBatchSize, firstImportBatch)
 	touched := map[string]*Item{} // items this refresh has written or is writing
 	var pending *importWrite      // applied and built, not yet written
 	evs, err := readManaged(ctx, tx, tenant, res.Cursor, n)
@@ -211,6 +214,7 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 				return err
 			}
 			if more {
+				n = min(2*n, s.cfg.ImportBatchSize)
 				if next, err = readManaged(ctx, tx, tenant, evs[len(evs)-1].LogSeq, n); err != nil {
 					return err
 				}
@@ -244,6 +248,9 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 	}
 	return nil
 }
+
+// firstImportBatch is the size of the first batch of an import.
+const firstImportBatch = 250
 
 // prepareImport reads what applying evs needs: the stored items they
 // address that this refresh has not touched yet, and the trace contexts.
@@ -371,52 +378,47 @@ func (s *Service) execImport(ctx context.Context, tx dbtx, w *importWrite) error
 	if err := w.stored.exec(ctx, tx); err != nil {
 		return err
 	}
+	// One round trip checks whether any action id or dedupe key of the
+	// batch is stored already (then that table takes ON CONFLICT instead).
+	var ids, keys []string
 	if w.actsCopy != nil {
-		ids := make([]string, len(w.acts))
+		ids = make([]string, len(w.acts))
 		for k, a := range w.acts {
 			ids[k] = a.ActionID
 		}
-		stored, err := anyStored(ctx, tx, `SELECT EXISTS (SELECT 1 FROM dg_workflow_actions WHERE tenant_id = $1 AND action_id = ANY($2))`, w.tenant, ids)
-		if err != nil {
+	}
+	if w.notesCopy != nil {
+		keys = make([]string, len(w.notes))
+		for k, x := range w.notes {
+			keys[k] = x.DedupeKey
+		}
+	}
+	actsStored, notesStored := false, false
+	if len(ids)+len(keys) > 0 {
+		if err := tx.QueryRow(ctx, `SELECT
+				EXISTS (SELECT 1 FROM dg_workflow_actions WHERE tenant_id = $1 AND action_id = ANY($2)),
+				EXISTS (SELECT 1 FROM dg_workflow_notifications WHERE tenant_id = $1 AND dedupe_key = ANY($3))`,
+			w.tenant, ids, keys).Scan(&actsStored, &notesStored); err != nil {
+			return fmt.Errorf("check stored workflow keys: %w", err)
+		}
+	}
+	if w.actsCopy != nil && !actsStored {
+		if err := copied(w.actsCopy); err != nil {
 			return err
 		}
-		if !stored {
-			if err := copied(w.actsCopy); err != nil {
-				return err
-			}
-			w.acts = nil
-		}
+		w.acts = nil
 	}
 	if err := actionsStmt(w.acts).exec(ctx, tx); err != nil {
 		return err
 	}
-	if w.notesCopy != nil {
-		keys := make([]string, len(w.notes))
-		for k, x := range w.notes {
-			keys[k] = x.DedupeKey
-		}
-		stored, err := anyStored(ctx, tx, `SELECT EXISTS (SELECT 1 FROM dg_workflow_notifications WHERE tenant_id = $1 AND dedupe_key = ANY($2))`, w.tenant, keys)
-		if err != nil {
+	if w.notesCopy != nil && !notesStored {
+		if err := copied(w.notesCopy); err != nil {
 			return err
 		}
-		if !stored {
-			if err := copied(w.notesCopy); err != nil {
-				return err
-			}
-			return queueDeliveries(ctx, tx, s.cfg.Webhooks, w.notes)
-		}
+		return queueDeliveries(ctx, tx, s.cfg.Webhooks, w.notes)
 	}
 	_, err := notesStmt(w.notes).exec(ctx, tx, s.cfg.Webhooks)
 	return err
-}
-
-// anyStored runs an EXISTS query over a tenant and a list of keys.
-func anyStored(ctx context.Context, tx dbtx, sql, tenant string, keys []string) (bool, error) {
-	var found bool
-	if err := tx.QueryRow(ctx, sql, tenant, keys).Scan(&found); err != nil {
-		return false, fmt.Errorf("check stored workflow keys: %w", err)
-	}
-	return found, nil
 }
 
 // write stores the items, actions and notifications of ch; existing
