@@ -94,10 +94,17 @@ decoded, 3 the database could not be used.`,
 			defer s.Close()
 			rep := appendReport{Tenant: tenant, Events: []appendOutcome{}}
 			for _, f := range files {
+				// One AppendMany per file: every event is still ruled on by
+				// itself, in file order, but they share group commits.
+				envs := make([]*event.Envelope, len(f.envs))
 				for i := range f.envs {
-					e := &f.envs[i]
+					envs[i] = &f.envs[i]
+				}
+				results, errs := s.AppendMany(cmd.Context(), tenant, envs)
+				var dbErr error
+				for i, e := range envs {
 					out := appendOutcome{File: f.name, Index: i, EventID: e.EventID, TraceID: e.TraceID, TraceSeq: e.TraceSeq}
-					res, err := s.Append(cmd.Context(), tenant, e)
+					res, err := results[i], errs[i]
 					var ee *event.Error
 					switch {
 					case err == nil:
@@ -111,12 +118,20 @@ decoded, 3 the database could not be used.`,
 						out.Error = &eventErrorJSON{Code: ee.Code, Path: ee.Path, Message: ee.Message, Details: ee.Details}
 						rep.Failed++
 					default:
-						return fmt.Errorf("%s event %d (%s): %w", f.name, i, e.EventID, err)
+						// The database failed this event; the file's other
+						// events were still tried and are reported.
+						if dbErr == nil {
+							dbErr = fmt.Errorf("%s event %d (%s): %w", f.name, i, e.EventID, err)
+						}
+						out.Error = &eventErrorJSON{Code: event.CodeStorage, Message: err.Error()}
 					}
 					rep.Events = append(rep.Events, out)
 					if !a.jsonOutput() {
 						printAppendOutcome(a, out)
 					}
+				}
+				if dbErr != nil {
+					return dbErr
 				}
 			}
 			if a.jsonOutput() {
