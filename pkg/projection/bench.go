@@ -201,20 +201,28 @@ func measureCatchUpLag(ctx context.Context, st *store.Store, pg *PG, loader *Bul
 		return 0, 0, err
 	}
 	defer rt.Stop()
-	head, err := pg.TenantHead(ctx, o.Tenant)
+	return BurstLag(ctx, pg, loader, o.Tenant, Synthetic(SynthOptions{Seed: o.Seed + 1<<40, Traces: max(o.Burst/eventsPerTrace, 1), FirstTrace: traces}))
+}
+
+// BurstLag waits until every checkpoint of tenant is at its head, commits
+// burst through loader in one transaction and returns the time from that
+// commit until every checkpoint reaches the burst's last log_seq, with the
+// number of events committed. Live workers (a running Runtime) must be
+// following the tenant.
+func BurstLag(ctx context.Context, pg *PG, loader *BulkLoader, tenant string, burst []event.Envelope) (time.Duration, int, error) {
+	head, err := pg.TenantHead(ctx, tenant)
 	if err != nil {
 		return 0, 0, err
 	}
 	// Workers start idle at the head (the rebuild left them there).
-	if _, err := waitCheckpoints(ctx, pg, o.Tenant, head); err != nil {
+	if _, err := waitCheckpoints(ctx, pg, tenant, head); err != nil {
 		return 0, 0, err
 	}
-	burst := Synthetic(SynthOptions{Seed: o.Seed + 1<<40, Traces: max(o.Burst/eventsPerTrace, 1), FirstTrace: traces})
 	last, err := loader.Load(ctx, burst)
 	if err != nil {
 		return 0, 0, err
 	}
-	lag, err := waitCheckpoints(ctx, pg, o.Tenant, last)
+	lag, err := waitCheckpoints(ctx, pg, tenant, last)
 	return lag, len(burst), err
 }
 

@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/decisiongraph/dg/internal/pgtest"
 	"github.com/decisiongraph/dg/pkg/event"
@@ -125,4 +129,90 @@ func BenchmarkOfflineDigest10k(b *testing.B) {
 		events += res.Appended
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkCatchUpBurst10k measures, on a 100k-event log, the lag of live
+// runtime workers behind a burst of ~10k events committed at once (the
+// catch-up figure of `dg bench projections`), and the CPU seconds the
+// PostgreSQL cluster spent per burst (Linux; 0 elsewhere).
+func BenchmarkCatchUpBurst10k(b *testing.B) {
+	st, pg, traces := benchStore(b, 100000)
+	ctx := context.Background()
+	loader, err := projection.NewBulkLoader(ctx, st.Pool(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := projection.NewRuntime(st, projection.RuntimeOptions{DigestEvery: -1})
+	if err := rt.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Stop()
+	var pid int
+	if err := st.Pool().QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	postmaster := parentPID(pid)
+	const burstTraces = 1111
+	var lag time.Duration
+	var pgCPU, goCPU float64
+	i := 0
+	b.ResetTimer()
+	for b.Loop() {
+		burst := projection.Synthetic(projection.SynthOptions{Seed: uint64(1<<40 + i), Traces: burstTraces, FirstTrace: traces + i*burstTraces})
+		i++
+		cpu0, self0 := childrenCPU(postmaster), selfCPU()
+		d, _, err := projection.BurstLag(ctx, pg, loader, "bench", burst)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pgCPU += childrenCPU(postmaster) - cpu0
+		goCPU += selfCPU() - self0
+		lag += d
+	}
+	b.ReportMetric(lag.Seconds()/float64(i), "lag-s/burst")
+	b.ReportMetric(pgCPU/float64(i), "pg-cpu-s/burst")
+	b.ReportMetric(goCPU/float64(i), "go-cpu-s/burst")
+}
+
+// procStat returns the parent pid and user+system CPU seconds of a process
+// from /proc (USER_HZ is 100 on Linux); zeros when unreadable.
+func procStat(pid int) (ppid int, cpu float64) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
+	if len(f) < 13 {
+		return 0, 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return ppid, (ut + st) / 100
+}
+
+// selfCPU is this process's user+system CPU seconds.
+func selfCPU() float64 { _, cpu := procStat(os.Getpid()); return cpu }
+
+func parentPID(pid int) int { p, _ := procStat(pid); return p }
+
+// childrenCPU sums the CPU seconds of the live children of a process (the
+// backends and workers of a postmaster).
+func childrenCPU(parent int) float64 {
+	if parent == 0 {
+		return 0
+	}
+	ents, _ := os.ReadDir("/proc")
+	var sum float64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp, cpu := procStat(pid); pp == parent {
+			sum += cpu
+		}
+	}
+	return sum
 }
