@@ -75,6 +75,12 @@ const rawEventColumnCount = 20
 const rawEventsSQL = `SELECT ` + rawEventColumns + ` FROM dg_event_log e
 	WHERE e.tenant_id = $1 AND e.trace_id = $2 ORDER BY e.trace_seq`
 
+// The tenant's head is written as ORDER BY log_seq DESC LIMIT 1 rather than
+// max(log_seq) so that the prepared statement's generic plan is always the
+// one-entry backward walk of dg_event_log_tenant_log_seq (with a small log
+// the planner otherwise picks an aggregate over all the tenant's entries,
+// which a generic plan then keeps as the log grows).
+//
 // rawTraceWithSummarySQL answers, in one statement and so one snapshot,
 // everything the trace route needs: one meta row (kind 0: the tenant's
 // head, the projection checkpoint and the summary row, NULLs when there is
@@ -90,7 +96,7 @@ const rawTraceWithSummarySQL = `SELECT 0::int2 AS kind, m.head, m.cp,
 		NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
 		NULL::text, NULL::text, NULL::text, NULL::json, NULL::json,
 		NULL::text, NULL::text, NULL::text
-	FROM (SELECT (SELECT COALESCE(max(log_seq), 0) FROM dg_event_log WHERE tenant_id = $1) AS head,
+	FROM (SELECT COALESCE((SELECT log_seq FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq DESC LIMIT 1), 0) AS head,
 			COALESCE((SELECT last_log_seq FROM dg_projection_cursors WHERE tenant_id = $1 AND projection_name = $3), 0) AS cp) m
 		LEFT JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = $2
 	UNION ALL
@@ -330,7 +336,7 @@ const rawTraceTailSQL = `SELECT m.head, m.cp,
 		s.trace_id, s.workflow, s.title, s.primary_entity_type, s.primary_entity_id, s.outcome,
 		s.started_at, s.finished_at, s.event_count, s.last_log_seq,
 		l.trace_seq, l.log_seq, l.recorded_at, l.chain_hash
-	FROM (SELECT (SELECT COALESCE(max(log_seq), 0) FROM dg_event_log WHERE tenant_id = $1) AS head,
+	FROM (SELECT COALESCE((SELECT log_seq FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq DESC LIMIT 1), 0) AS head,
 			COALESCE((SELECT last_log_seq FROM dg_projection_cursors WHERE tenant_id = $1 AND projection_name = $3), 0) AS cp) m
 		LEFT JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = $2
 		LEFT JOIN LATERAL (SELECT e.trace_seq, e.log_seq, e.recorded_at, e.chain_hash FROM dg_event_log e
