@@ -290,7 +290,11 @@ func loadItemsByID(ctx context.Context, q dbtx, tenant string, ids []string) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := q.Query(ctx, `SELECT `+itemSelect+` FROM dg_workflow_items WHERE tenant_id = $1 AND workflow_id = ANY($2)`, tenant, ids)
+	// A join with the id list, not "workflow_id = ANY($2)": without
+	// statistics (a new or fast-growing table) the planner may filter every
+	// row of the tenant against the whole list; the join probes the key.
+	rows, err := q.Query(ctx, `SELECT `+itemSelect+` FROM unnest($2::text[]) AS k(wid)
+		JOIN dg_workflow_items i ON i.tenant_id = $1 AND i.workflow_id = k.wid`, tenant, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read workflow items: %w", err)
 	}

@@ -100,7 +100,10 @@ func loadTraceContexts(ctx context.Context, q dbtx, tenant string, traces []stri
 	if len(traces) == 0 {
 		return out, nil
 	}
-	rows, err := q.Query(ctx, `SELECT trace_id, title, workflow FROM dg_trace_summary WHERE tenant_id = $1 AND trace_id = ANY($2)`, tenant, traces)
+	// Joins with the trace list probe the keys whatever the statistics say
+	// (see loadItemsByID).
+	rows, err := q.Query(ctx, `SELECT s.trace_id, s.title, s.workflow FROM unnest($2::text[]) AS k(tid)
+		JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = k.tid`, tenant, traces)
 	if err != nil {
 		return nil, fmt.Errorf("read trace summaries: %w", err)
 	}
@@ -126,9 +129,10 @@ func loadTraceContexts(ctx context.Context, q dbtx, tenant string, traces []stri
 	if len(missing) == 0 {
 		return out, nil
 	}
-	rows, err = q.Query(ctx, `SELECT DISTINCT ON (trace_id) trace_id, coalesce(payload->>'title', ''), coalesce(payload->>'workflow', '')
-		FROM dg_event_log WHERE tenant_id = $1 AND trace_id = ANY($2) AND event_type = 'TraceStarted'
-		ORDER BY trace_id, trace_seq`, tenant, missing)
+	rows, err = q.Query(ctx, `SELECT k.tid, f.title, f.workflow FROM unnest($2::text[]) AS k(tid)
+		CROSS JOIN LATERAL (SELECT coalesce(payload->>'title', '') AS title, coalesce(payload->>'workflow', '') AS workflow
+			FROM dg_event_log WHERE tenant_id = $1 AND trace_id = k.tid AND event_type = 'TraceStarted'
+			ORDER BY trace_seq LIMIT 1) f`, tenant, missing)
 	if err != nil {
 		return nil, fmt.Errorf("read trace starts: %w", err)
 	}

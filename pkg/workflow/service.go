@@ -379,7 +379,8 @@ func (s *Service) execImport(ctx context.Context, tx dbtx, w *importWrite) error
 		return err
 	}
 	// One round trip checks whether any action id or dedupe key of the
-	// batch is stored already (then that table takes ON CONFLICT instead).
+	// batch is stored already (then that table takes ON CONFLICT instead);
+	// joins probe the keys whatever the statistics say (see loadItemsByID).
 	var ids, keys []string
 	if w.actsCopy != nil {
 		ids = make([]string, len(w.acts))
@@ -396,8 +397,8 @@ func (s *Service) execImport(ctx context.Context, tx dbtx, w *importWrite) error
 	actsStored, notesStored := false, false
 	if len(ids)+len(keys) > 0 {
 		if err := tx.QueryRow(ctx, `SELECT
-				EXISTS (SELECT 1 FROM dg_workflow_actions WHERE tenant_id = $1 AND action_id = ANY($2)),
-				EXISTS (SELECT 1 FROM dg_workflow_notifications WHERE tenant_id = $1 AND dedupe_key = ANY($3))`,
+				EXISTS (SELECT 1 FROM unnest($2::text[]) AS k(id) JOIN dg_workflow_actions a ON a.tenant_id = $1 AND a.action_id = k.id),
+				EXISTS (SELECT 1 FROM unnest($3::text[]) AS k(key) JOIN dg_workflow_notifications n ON n.tenant_id = $1 AND n.dedupe_key = k.key)`,
 			w.tenant, ids, keys).Scan(&actsStored, &notesStored); err != nil {
 			return fmt.Errorf("check stored workflow keys: %w", err)
 		}
