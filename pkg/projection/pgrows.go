@@ -212,16 +212,50 @@ func (b *batchChanges) queue(q *pgx.Batch, tenant string, t pgTables) {
 			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[])
 			ON CONFLICT DO NOTHING`, t.edges), tenant, ids, types, from, to, traces, seqs, created)
 	}
-	for _, s := range b.starts {
+	// Summary starts, then finishes, each one statement; a batch naming a
+	// trace twice in either list (not seen in valid logs) keeps one
+	// statement per row, in order, since one INSERT ... ON CONFLICT DO
+	// UPDATE or UPDATE ... FROM cannot change a row twice.
+	if len(b.starts) > 0 && distinctTraces(len(b.starts), func(i int) string { return b.starts[i].TraceID }) {
+		n := len(b.starts)
+		traces, workflows, titles, started := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		pet, pei := make([]*string, n), make([]*string, n)
+		seqs := make([]int64, n)
+		for i, s := range b.starts {
+			traces[i], workflows[i], titles[i], pet[i], pei[i], started[i], seqs[i] = s.TraceID, s.Workflow, s.Title, s.PrimaryEntityType, s.PrimaryEntityID, s.StartedAt, s.LastLogSeq
+		}
 		q.Queue(fmt.Sprintf(`INSERT INTO %s AS s (tenant_id, trace_id, workflow, title, primary_entity_type, primary_entity_id,
 				outcome, started_at, finished_at, event_count, last_log_seq)
-			VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, NULL, 1, $8)
+			SELECT $1, u.trace_id, u.workflow, u.title, u.pet, u.pei, NULL, u.started_at, NULL, 1, u.last_log_seq
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+				AS u(trace_id, workflow, title, pet, pei, started_at, last_log_seq)
 			ON CONFLICT (tenant_id, trace_id) DO UPDATE SET event_count = s.event_count + 1, last_log_seq = EXCLUDED.last_log_seq`, t.summary),
-			tenant, s.TraceID, s.Workflow, s.Title, s.PrimaryEntityType, s.PrimaryEntityID, s.StartedAt, s.LastLogSeq)
+			tenant, traces, workflows, titles, pet, pei, started, seqs)
+	} else {
+		for _, s := range b.starts {
+			q.Queue(fmt.Sprintf(`INSERT INTO %s AS s (tenant_id, trace_id, workflow, title, primary_entity_type, primary_entity_id,
+					outcome, started_at, finished_at, event_count, last_log_seq)
+				VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, NULL, 1, $8)
+				ON CONFLICT (tenant_id, trace_id) DO UPDATE SET event_count = s.event_count + 1, last_log_seq = EXCLUDED.last_log_seq`, t.summary),
+				tenant, s.TraceID, s.Workflow, s.Title, s.PrimaryEntityType, s.PrimaryEntityID, s.StartedAt, s.LastLogSeq)
+		}
 	}
-	for _, f := range b.finishes {
-		q.Queue(fmt.Sprintf(`UPDATE %s SET outcome = $3, finished_at = $4, event_count = event_count + 1, last_log_seq = $5
-			WHERE tenant_id = $1 AND trace_id = $2`, t.summary), tenant, f.TraceID, f.Outcome, f.FinishedAt, f.LogSeq)
+	if len(b.finishes) > 0 && distinctTraces(len(b.finishes), func(i int) string { return b.finishes[i].TraceID }) {
+		n := len(b.finishes)
+		traces, outcomes, finished := make([]string, n), make([]string, n), make([]string, n)
+		seqs := make([]int64, n)
+		for i, f := range b.finishes {
+			traces[i], outcomes[i], finished[i], seqs[i] = f.TraceID, f.Outcome, f.FinishedAt, f.LogSeq
+		}
+		q.Queue(fmt.Sprintf(`UPDATE %s AS s SET outcome = u.outcome, finished_at = u.finished_at, event_count = s.event_count + 1,
+				last_log_seq = u.log_seq
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(trace_id, outcome, finished_at, log_seq)
+			WHERE s.tenant_id = $1 AND s.trace_id = u.trace_id`, t.summary), tenant, traces, outcomes, finished, seqs)
+	} else {
+		for _, f := range b.finishes {
+			q.Queue(fmt.Sprintf(`UPDATE %s SET outcome = $3, finished_at = $4, event_count = event_count + 1, last_log_seq = $5
+				WHERE tenant_id = $1 AND trace_id = $2`, t.summary), tenant, f.TraceID, f.Outcome, f.FinishedAt, f.LogSeq)
+		}
 	}
 	if len(b.evals) > 0 {
 		n := len(b.evals)
@@ -259,6 +293,19 @@ func (b *batchChanges) queue(q *pgx.Batch, tenant string, t pgTables) {
 				tenant, src, seqs, traces, pids, vers, exc, pet, pes, pei)
 		}
 	}
+}
+
+// distinctTraces reports whether the n trace ids key(0..n-1) differ.
+func distinctTraces(n int, key func(int) string) bool {
+	seen := make(map[string]struct{}, n)
+	for i := range n {
+		k := key(i)
+		if _, ok := seen[k]; ok {
+			return false
+		}
+		seen[k] = struct{}{}
+	}
+	return true
 }
 
 // readTables loads the digested rows of the projections in set for one
