@@ -290,11 +290,13 @@ func loadItemsByID(ctx context.Context, q dbtx, tenant string, ids []string) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	// A join with the id list, not "workflow_id = ANY($2)": without
-	// statistics (a new or fast-growing table) the planner may filter every
-	// row of the tenant against the whole list; the join probes the key.
+	// One primary-key probe per id (a LATERAL subquery with LIMIT is never
+	// flattened into a join the planner could reorder), not "workflow_id =
+	// ANY($2)": without statistics (a new or fast-growing table) the
+	// planner's generic plan filters every row of the tenant against the
+	// whole list, which grows with the table times the list.
 	rows, err := q.Query(ctx, `SELECT `+itemSelect+` FROM unnest($2::text[]) AS k(wid)
-		JOIN dg_workflow_items i ON i.tenant_id = $1 AND i.workflow_id = k.wid`, tenant, ids)
+		CROSS JOIN LATERAL (SELECT * FROM dg_workflow_items i WHERE i.tenant_id = $1 AND i.workflow_id = k.wid LIMIT 1) i`, tenant, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read workflow items: %w", err)
 	}

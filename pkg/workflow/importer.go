@@ -100,10 +100,10 @@ func loadTraceContexts(ctx context.Context, q dbtx, tenant string, traces []stri
 	if len(traces) == 0 {
 		return out, nil
 	}
-	// Joins with the trace list probe the keys whatever the statistics say
-	// (see loadItemsByID).
-	rows, err := q.Query(ctx, `SELECT s.trace_id, s.title, s.workflow FROM unnest($2::text[]) AS k(tid)
-		JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = k.tid`, tenant, traces)
+	// One key probe per trace, whatever the statistics say (see
+	// loadItemsByID).
+	rows, err := q.Query(ctx, `SELECT k.tid, s.title, s.workflow FROM unnest($2::text[]) AS k(tid)
+		CROSS JOIN LATERAL (SELECT title, workflow FROM dg_trace_summary WHERE tenant_id = $1 AND trace_id = k.tid LIMIT 1) s`, tenant, traces)
 	if err != nil {
 		return nil, fmt.Errorf("read trace summaries: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -206,7 +207,20 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 	}
 	decodePayloads(evs)
 	more := len(evs) == n
-	for len(evs) > 0 || pending != nil {
+	unanalyzed, err := unanalyzedTables(ctx, tx, len(evs))
+	if err != nil {
+		return err
+	}
+	for batch := 0; len(evs) > 0 || pending != nil; batch++ {
+		if batch == 2 && len(unanalyzed) > 0 {
+			// The first batch is written: give tables that were never
+			// analyzed statistics (they include this transaction's rows), or
+			// the planner, taking them for nearly empty, scans every row of
+			// the tenant for each key it looks up in the next batches.
+			if _, err := tx.Exec(ctx, "ANALYZE "+strings.Join(unanalyzed, ", ")); err != nil {
+				return fmt.Errorf("analyze %s: %w", strings.Join(unanalyzed, ", "), err)
+			}
+		}
 		var ap *applier
 		var next []*srcEvent
 		if len(evs) > 0 {
@@ -247,6 +261,27 @@ func (s *Service) importTx(ctx context.Context, tx pgx.Tx, tenant string, res *R
 		evs = next
 	}
 	return nil
+}
+
+// unanalyzedTables lists the workflow tables an import looks keys up in
+// that have never been analyzed (autovacuum analyzes a table only once
+// enough committed rows changed, so a first import into empty tables runs
+// without statistics); none when the import is a single batch.
+func unanalyzedTables(ctx context.Context, tx dbtx, first int) ([]string, error) {
+	if first < firstImportBatch {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT relname::text FROM pg_class WHERE oid IN
+		('dg_workflow_items'::regclass, 'dg_workflow_actions'::regclass, 'dg_workflow_notifications'::regclass)
+		AND reltuples < 0 ORDER BY relname`)
+	if err != nil {
+		return nil, fmt.Errorf("read workflow table statistics: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read workflow table statistics: %w", err)
+	}
+	return names, nil
 }
 
 // firstImportBatch is the size of the first batch of an import.
@@ -380,7 +415,7 @@ func (s *Service) execImport(ctx context.Context, tx dbtx, w *importWrite) error
 	}
 	// One round trip checks whether any action id or dedupe key of the
 	// batch is stored already (then that table takes ON CONFLICT instead);
-	// joins probe the keys whatever the statistics say (see loadItemsByID).
+	// one key probe per key whatever the statistics say (see loadItemsByID).
 	var ids, keys []string
 	if w.actsCopy != nil {
 		ids = make([]string, len(w.acts))
@@ -397,8 +432,10 @@ func (s *Service) execImport(ctx context.Context, tx dbtx, w *importWrite) error
 	actsStored, notesStored := false, false
 	if len(ids)+len(keys) > 0 {
 		if err := tx.QueryRow(ctx, `SELECT
-				EXISTS (SELECT 1 FROM unnest($2::text[]) AS k(id) JOIN dg_workflow_actions a ON a.tenant_id = $1 AND a.action_id = k.id),
-				EXISTS (SELECT 1 FROM unnest($3::text[]) AS k(key) JOIN dg_workflow_notifications n ON n.tenant_id = $1 AND n.dedupe_key = k.key)`,
+				EXISTS (SELECT 1 FROM unnest($2::text[]) AS k(id) CROSS JOIN LATERAL
+					(SELECT 1 FROM dg_workflow_actions WHERE tenant_id = $1 AND action_id = k.id LIMIT 1) a),
+				EXISTS (SELECT 1 FROM unnest($3::text[]) AS k(key) CROSS JOIN LATERAL
+					(SELECT 1 FROM dg_workflow_notifications WHERE tenant_id = $1 AND dedupe_key = k.key LIMIT 1) n)`,
 			w.tenant, ids, keys).Scan(&actsStored, &notesStored); err != nil {
 			return fmt.Errorf("check stored workflow keys: %w", err)
 		}
