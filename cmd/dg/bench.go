@@ -38,7 +38,6 @@ func newBenchAppendCmd(a *app) *cobra.Command {
 		clients string
 		raw     bool
 		keep    bool
-		inFl    int
 	)
 	cmd := &cobra.Command{
 		Use:   "append",
@@ -84,7 +83,7 @@ synchronous_commit as the server had them.`,
 			}
 			loadBefore := hostLoad()
 			rep, err := store.RunAppendBench(ctx, pool, store.BenchOptions{
-				Events: events, Clients: counts, Raw: raw, MaxInFlight: inFl,
+				Events: events, Clients: counts, Raw: raw,
 				Progress: func(mode string, c int) {
 					a.logger.Info("bench append", "mode", mode, "clients", c, "events", events)
 				},
@@ -108,7 +107,6 @@ synchronous_commit as the server had them.`,
 	f.StringVar(&clients, "clients", "1,16,64", "comma-separated numbers of concurrent clients")
 	f.BoolVar(&raw, "raw", true, "also measure the raw pgx baseline")
 	f.BoolVar(&keep, "keep", false, "keep the scratch database")
-	f.IntVar(&inFl, "max-in-flight", 0, "fast-path batches committing at once (store Options.MaxInFlight; 0: the default, 1)")
 	return cmd
 }
 

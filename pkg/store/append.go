@@ -124,54 +124,38 @@ func (s *Store) AppendResult(ctx context.Context, tenant string, env *event.Enve
 }
 
 // run is the appender, until Close: it takes the requests queued so far
-// as one batch and appends it. A batch for the fast path is sent while the
-// previous fast batch may still be committing (pipeline.go); every other
-// batch waits until nothing is in flight.
+// as one batch and appends it, one batch at a time.
 func (s *Store) run() {
 	defer close(s.stopped)
-	var fl *flight // the fast batch being committed, if any
 	for {
-		var batch []*appendReq
-		if fl == nil {
-			b, ok := s.next()
-			if !ok {
-				return
-			}
-			batch = b
-		} else {
-			batch = s.gather(fl)
-			if len(batch) == 0 || fl.hasLanded() {
-				s.land(fl)
-				fl = nil
-			}
-			batch = s.fill(batch, false)
+		batch, ok := s.next()
+		if !ok {
+			return
 		}
-		if batch = live(batch); len(batch) == 0 {
-			continue
+		if batch = live(batch); len(batch) > 0 {
+			s.appendBatch(batch)
 		}
-		lb, chk := s.speculate(batch)
-		if lb == nil {
-			// The read path needs the log as it is: nothing in flight.
-			if fl != nil {
-				s.land(fl)
-				fl = nil
-			}
-			s.commitBatch(batch)
-			continue
-		}
-		next := s.launch(lb, chk, fl)
-		if fl != nil {
-			s.land(fl)
-			if next.settled {
-				next = nil // land answered it along with fl
-			}
-		}
-		if s.opts.MaxInFlight == 1 && next != nil {
-			s.land(next)
-			next = nil
-		}
-		fl = next
 	}
+}
+
+// appendBatch appends one batch and answers its requests. The fast path
+// (speculate.go) applies the rules to what this appender remembers of the
+// log and sends check, insert and COMMIT in one round trip; when that is
+// not possible or the check finds the memory stale, the batch takes the
+// read-then-write path (appendTx, two round trips).
+func (s *Store) appendBatch(batch []*appendReq) {
+	if lb, chk := s.speculate(batch); lb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.commitSpeculative(ctx, lb, chk)
+		cancel()
+		if err == nil {
+			s.remember(lb.ix)
+			s.answer(lb)
+			return
+		}
+		s.speculationFailed(err)
+	}
+	s.commitBatch(batch)
 }
 
 // next blocks for the first request of a batch and fills the batch. After

@@ -263,18 +263,18 @@ func TestFastPathNoticesTenantReset(t *testing.T) {
 	}
 }
 
-// TestPipelineUnderMixedLoad: many callers, two Stores on one database
+// TestFastPathUnderMixedLoad: many callers, two Stores on one database
 // (each one's memory goes stale through the other), idempotent retries and
 // reused event ids mixed into the stream of new events, so fast batches
-// fail while the next one is in flight. Every answer must be what the
-// rules give, and the log contiguous and verified.
-func TestPipelineUnderMixedLoad(t *testing.T) {
+// fail and are retried the read-then-write way. Every answer must be what
+// the rules give, and the log contiguous and verified.
+func TestFastPathUnderMixedLoad(t *testing.T) {
 	t.Parallel()
 	_, dbURL := newTestDB(t)
 	ctx := context.Background()
 	var stores []*store.Store
 	for range 2 {
-		s, err := store.Open(ctx, dbURL, store.Options{MaxConns: 8, MaxInFlight: 2})
+		s, err := store.Open(ctx, dbURL, store.Options{MaxConns: 8})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,8 +72,6 @@ type BenchOptions struct {
 	Clients []int // concurrent clients per run
 	Tenants int   // tenants the traces are spread over (default 4)
 	Raw     bool  // also run the raw pgx baselines
-	// MaxInFlight is the Store's Options.MaxInFlight (0: its default).
-	MaxInFlight int
 	// Progress, if set, is called before each run.
 	Progress func(mode string, clients int)
 }
@@ -172,7 +170,7 @@ func RunAppendBench(ctx context.Context, pool *pgxpool.Pool, opts BenchOptions) 
 		}
 		rep.Settings[name] = v
 	}
-	s, err := New(ctx, pool, Options{MaxInFlight: opts.MaxInFlight})
+	s, err := New(ctx, pool, Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -27,19 +27,12 @@ type Options struct {
 	MaxWait time.Duration
 	// SkipSchemaCheck makes Open/New not require an up-to-date schema.
 	SkipSchemaCheck bool
-	// MaxInFlight is how many fast-path batches may be committing at once
-	// (pipeline.go): 1 (the default, also for 0) sends one batch at a
-	// time; 2 sends the next batch while the one before it commits (it
-	// showed no measurable gain on a loaded 2-core host; kept so it can be
-	// measured on others). Larger values are taken as 2.
-	MaxInFlight int
 }
 
 func (o Options) withDefaults() Options {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
-	o.MaxInFlight = min(max(o.MaxInFlight, 1), 2)
 	return o
 }
 
@@ -97,7 +90,6 @@ type Store struct {
 	// appender's memory; staleChecks the times that memory was stale.
 	fastCommits atomic.Int64
 	staleChecks atomic.Int64
-	pipelined   atomic.Int64
 
 	subsMu  sync.Mutex
 	subs    map[int]chan int64
@@ -241,14 +233,11 @@ type Stats struct {
 	// that memory out of date (the batch then read the log first).
 	FastCommits int64 `json:"fast_commits"`
 	StaleChecks int64 `json:"stale_checks"`
-	// Pipelined counts fast batches sent while the batch before them was
-	// still committing.
-	Pipelined int64 `json:"pipelined"`
 }
 
 // Stats returns the appender's counters; Appended/Commits is the mean
 // group-commit batch size.
 func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Appended: s.appended.Load(),
-		FastCommits: s.fastCommits.Load(), StaleChecks: s.staleChecks.Load(), Pipelined: s.pipelined.Load()}
+		FastCommits: s.fastCommits.Load(), StaleChecks: s.staleChecks.Load()}
 }
