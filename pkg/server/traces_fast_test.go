@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/decisiongraph/dg/pkg/projection"
@@ -325,4 +327,112 @@ func firstDiff(a, b []byte) string {
 	from := max(i-80, 0)
 	return fmt.Sprintf("differ at byte %d (lengths %d, %d):\n fast     %q\n decoding %q", i, len(a), len(b),
 		a[from:min(i+80, len(a))], b[from:min(i+80, len(b))])
+}
+
+// TestTraceCacheConcurrentAppends reads one trace from several goroutines
+// through the trace cache while another store (another dg process) keeps
+// appending to it and the projection catches up. Every 200 must have
+// trace_seq 0..n-1 and never fewer events than a read that finished
+// before it started (a stale cached rendering would), and the readers
+// must reach the final trace.
+func TestTraceCacheConcurrentAppends(t *testing.T) {
+	ctx := context.Background()
+	base := newAPIEnv(t, nil)
+	st := base.store
+	pg := projection.NewPG(st, 0)
+	cfg := &server.APIConfig{Log: st, Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
+		TraceSummaryPG: pg, TraceCacheBytes: 1 << 20}
+	srv := server.New(server.Config{Env: "dev", API: cfg, Logger: discardLogger()})
+	e := &apiEnv{t: t, store: st, srv: srv, h: srv.Handler(), logs: base.logs}
+	r := rand.New(rand.NewPCG(5, 6))
+	id := newTraceID("cache-race")
+	for _, env := range fastTraceEvents(r, id, 3, false) {
+		if _, err := st.Append(ctx, tenantA, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	catchUp := func() {
+		c, err := pg.NewCatcher(tenantA, projection.TraceSummary)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := c.CatchUp(ctx, 0); err != nil {
+			t.Error(err)
+		}
+	}
+	catchUp()
+	other, err := store.New(ctx, st.Pool(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+
+	var done atomic.Bool
+	var floor atomic.Int64 // events seen by a read that has finished
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !done.Load() {
+				seen := floor.Load()
+				rec := e.do(req{method: "GET", path: "/api/v1/traces/" + url.PathEscape(id), token: readerToken, tenant: tenantA})
+				if rec.Code == 409 {
+					continue
+				}
+				var body struct {
+					Data struct {
+						Events []struct {
+							TraceSeq int64 `json:"trace_seq"`
+							LogSeq   int64 `json:"log_seq"`
+						} `json:"events"`
+						Summary struct {
+							TraceID string `json:"trace_id"`
+						} `json:"summary"`
+					} `json:"data"`
+				}
+				if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+					t.Errorf("read: %d %s", rec.Code, rec.Body)
+					return
+				}
+				evs, s := body.Data.Events, body.Data.Summary
+				n := int64(len(evs))
+				if s.TraceID != id || n == 0 || n < seen {
+					t.Errorf("inconsistent read: %d events (floor %d), summary %+v", n, seen, s)
+					return
+				}
+				for i, ev := range evs {
+					if ev.TraceSeq != int64(i) {
+						t.Errorf("trace_seq %d at %d", ev.TraceSeq, i)
+						return
+					}
+				}
+				for cur := floor.Load(); n > cur && !floor.CompareAndSwap(cur, n); cur = floor.Load() {
+				}
+			}
+		}()
+	}
+	for i := 0; i < 25; i++ {
+		ev := fastTraceEvents(r, id, 1, false)[1]
+		ev.TraceSeq = int64(3 + 1 + i)
+		ev.EventID = fmt.Sprintf("%s-more-%d", id, i)
+		ev.IdempotencyKey = ev.EventID
+		if _, err := other.Append(ctx, tenantA, ev); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			catchUp()
+		}
+	}
+	catchUp()
+	// Let the readers see the final state, then stop them.
+	for floor.Load() < 3+1+25 && !t.Failed() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	done.Store(true)
+	wg.Wait()
+	if cs := cfg.TraceCacheStats(); cs.Hits == 0 || cs.Misses == 0 {
+		t.Errorf("the cache was not exercised: %+v", cs)
+	}
 }
