@@ -121,3 +121,29 @@ func dump(t *testing.T, e *env, q string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// The import cursor keeps imported events from being imported again; if
+// it is ever rewound anyway, the COPY of their action rows meets a unique
+// violation: that one refresh fails, COPY is turned off and the next
+// refresh re-imports idempotently with ON CONFLICT.
+func TestRewoundCursorHealsAfterOneFailedRefresh(t *testing.T) {
+	e := newEnv(t, workflow.Config{})
+	ctx := ctxT(t)
+	wid := e.openException("default", "tr-1")
+	before := e.get("default", wid)
+	if _, err := e.pool.Exec(ctx, `UPDATE dg_workflow_runtime SET last_log_seq = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Refresh(ctx, "default"); err == nil || !strings.Contains(err.Error(), "23505") {
+		t.Fatalf("refresh over a rewound cursor: %v, want a unique violation", err)
+	}
+	res, err := e.svc.Refresh(ctx, "default")
+	if err != nil || res.Imported != 1 {
+		t.Fatalf("second refresh: %+v %v", res, err)
+	}
+	after := e.get("default", wid)
+	if len(after.Actions) != len(before.Actions) || len(after.Notifications) != len(before.Notifications) || after.Item.Status != before.Item.Status {
+		t.Errorf("re-import changed the item: %d/%d actions, %d/%d notifications, status %s/%s",
+			len(after.Actions), len(before.Actions), len(after.Notifications), len(before.Notifications), after.Item.Status, before.Item.Status)
+	}
+}

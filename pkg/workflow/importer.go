@@ -445,7 +445,7 @@ func (a *applier) approvalRecorded(ev *srcEvent, wid string, at time.Time) strin
 		Message:            "Workflow " + wid + " recorded " + current,
 		RecipientAccountID: it.AssignedAccountID, RecipientRole: it.AssignedRole,
 		Payload:   map[string]any{"decision": decision, "source_event_id": ev.EventID, "subject_type": st},
-		DedupeKey: "approval:" + wid + ":" + ev.EventID, CreatedAt: a.now,
+		DedupeKey: "approval:" + wid + ":" + ev.EventID, CreatedAt: a.now, eventKeyed: true,
 	})
 	return ""
 }
@@ -539,6 +539,6 @@ func failureNote(tenant string, f importFailure, now time.Time) *Notification {
 		TenantID: tenant, WorkflowID: f.wid, TraceID: f.ev.TraceID, Category: CategoryFailure,
 		Message:   "Workflow " + f.wid + " failed to import " + f.ev.Type + " " + f.ev.EventID + ": " + f.msg,
 		Payload:   map[string]any{"action": "import", "error": f.msg, "event_id": f.ev.EventID, "event_type": f.ev.Type, "log_seq": f.ev.LogSeq},
-		DedupeKey: "failure:" + f.wid + ":import:" + f.ev.EventID, CreatedAt: now,
+		DedupeKey: "failure:" + f.wid + ":import:" + f.ev.EventID, CreatedAt: now, eventKeyed: true,
 	}
 }

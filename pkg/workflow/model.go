@@ -182,6 +182,10 @@ type Notification struct {
 	DedupeKey          string
 	CreatedAt          time.Time
 	DeliveredAt        time.Time
+	// eventKeyed: the dedupe key names the source event (imported
+	// approvals and failures), so it can be stored only if that event was
+	// imported already, which the import cursor rules out.
+	eventKeyed bool
 }
 
 // FormatTime renders t as RFC 3339 UTC with "Z" and fractional seconds

@@ -346,11 +346,12 @@ func (s *Service) applyBatch(ap *applier, evs []*srcEvent) (int, int) {
 // importWrite is what one import batch writes, built ahead of time.
 //
 // Rows that cannot conflict with stored ones go in by COPY: items the
-// table does not hold yet, and the batch's actions and notifications when
-// none of their keys is stored yet (checked by the writer right before,
-// under the tenant's runtime row lock, which every writer of imported
-// keys holds). Otherwise, and once a COPY ever met a unique violation
-// (Service.copyOff), the multi-row statements with ON CONFLICT run.
+// table does not hold yet, the batch's actions (their ids name events
+// above the cursor) and its notifications when none of their keys that do
+// not name an event is stored yet (checked by the writer right before,
+// under the tenant's runtime row lock). Otherwise, and for good once a
+// COPY met a unique violation (Service.copyOff), the multi-row statements
+// with ON CONFLICT run.
 type importWrite struct {
 	tenant    string
 	freshCopy *copyIn   // items the table does not hold yet (COPY)
@@ -413,34 +414,29 @@ func (s *Service) execImport(ctx context.Context, tx dbtx, w *importWrite) error
 	if err := w.stored.exec(ctx, tx); err != nil {
 		return err
 	}
-	// One round trip checks whether any action id or dedupe key of the
-	// batch is stored already (then that table takes ON CONFLICT instead);
-	// one key probe per key whatever the statistics say (see loadItemsByID).
-	var ids, keys []string
-	if w.actsCopy != nil {
-		ids = make([]string, len(w.acts))
-		for k, a := range w.acts {
-			ids[k] = a.ActionID
-		}
-	}
+	// Imported action ids and event-keyed dedupe keys name their source
+	// event, above the cursor, so they cannot be stored yet (a COPY that
+	// ever meets one anyway fails that refresh once and turns COPY off).
+	// Other dedupe keys (assignments) may be: one round trip checks them,
+	// one primary-key probe each whatever the statistics say (see
+	// loadItemsByID); if any is stored the notifications take ON CONFLICT.
+	var keys []string
 	if w.notesCopy != nil {
-		keys = make([]string, len(w.notes))
-		for k, x := range w.notes {
-			keys[k] = x.DedupeKey
+		for _, x := range w.notes {
+			if !x.eventKeyed {
+				keys = append(keys, x.DedupeKey)
+			}
 		}
 	}
-	actsStored, notesStored := false, false
-	if len(ids)+len(keys) > 0 {
-		if err := tx.QueryRow(ctx, `SELECT
-				EXISTS (SELECT 1 FROM unnest($2::text[]) AS k(id) CROSS JOIN LATERAL
-					(SELECT 1 FROM dg_workflow_actions WHERE tenant_id = $1 AND action_id = k.id LIMIT 1) a),
-				EXISTS (SELECT 1 FROM unnest($3::text[]) AS k(key) CROSS JOIN LATERAL
-					(SELECT 1 FROM dg_workflow_notifications WHERE tenant_id = $1 AND dedupe_key = k.key LIMIT 1) n)`,
-			w.tenant, ids, keys).Scan(&actsStored, &notesStored); err != nil {
-			return fmt.Errorf("check stored workflow keys: %w", err)
+	notesStored := false
+	if len(keys) > 0 {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM unnest($2::text[]) AS k(key) CROSS JOIN LATERAL
+				(SELECT 1 FROM dg_workflow_notifications WHERE tenant_id = $1 AND dedupe_key = k.key LIMIT 1) n)`,
+			w.tenant, keys).Scan(&notesStored); err != nil {
+			return fmt.Errorf("check stored workflow notification keys: %w", err)
 		}
 	}
-	if w.actsCopy != nil && !actsStored {
+	if w.actsCopy != nil {
 		if err := copied(w.actsCopy); err != nil {
 			return err
 		}
