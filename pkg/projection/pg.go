@@ -144,17 +144,17 @@ func (pg *PG) NewCatcher(tenant, name string) (*Catcher, error) {
 // batches: up to this many times the configured batch size.
 const maxBatchGrowth = 16
 
-// nextSize is the batch size after a batch that read n events of a
-// request for c.size: a full read means the worker is behind, so the next
-// batch doubles (up to maxBatchGrowth times the configured size, and at
-// most 4000 events unless the configured size is larger); a short read
-// means it reached the head, and the next batch starts small again.
+// nextSize is the batch size after a batch: a full read means the worker
+// is behind, so the next batch is four times larger (up to maxBatchGrowth
+// times the configured size, and at most 4000 events unless the
+// configured size is larger); a short read means it reached the head, and
+// the next batch starts at the configured size again.
 func (c *Catcher) nextSize(full bool) int {
 	base := c.pg.batchSize
 	if !full {
 		return base
 	}
-	return min(2*c.size, max(base, min(base*maxBatchGrowth, 4000)))
+	return min(4*c.size, max(base, min(base*maxBatchGrowth, 4000)))
 }
 
 // CatchUpResult reports one catch-up.
