@@ -187,3 +187,37 @@ func TestReadTraceRawWithSummary(t *testing.T) {
 		t.Fatalf("meta error: %v", err)
 	}
 }
+
+func TestReadTraceTail(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := newTestDB(t)
+	st, err := store.New(ctx, pool, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	want := appendRawTestTrace(t, st, "raw-a", "trace-raw-3", 4)
+	appendRawTestTrace(t, st, "raw-a", "trace-raw-4", 2) // a later event of the tenant
+	last := want[len(want)-1]
+	read := func(traceID string) (store.RawTraceMeta, store.RawTraceTail, string) {
+		t.Helper()
+		var m store.RawTraceMeta
+		var tail store.RawTraceTail
+		var chain string
+		if err := st.ReadTraceTail(ctx, "raw-a", traceID, "trace_summary", func(rm *store.RawTraceMeta, rt *store.RawTraceTail) error {
+			m, tail, chain = *rm, *rt, string(rt.ChainHash)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return m, tail, chain
+	}
+	m, tail, chain := read("trace-raw-3")
+	if !tail.Exists || tail.TraceSeq != last.TraceSeq || tail.LogSeq != last.LogSeq || tail.RecordedAt != last.RecordedAt.UnixMicro() ||
+		chain != last.ChainHash || m.Head != last.LogSeq+2 || m.HasSummary {
+		t.Fatalf("tail %+v (chain %s), meta %+v; want the event %+v", tail, chain, m, last)
+	}
+	if _, tail, _ := read("no-such-trace"); tail.Exists {
+		t.Fatalf("unknown trace: %+v", tail)
+	}
+}
