@@ -144,18 +144,23 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	for _, c := range o.Clients {
 		maxClients = max(maxClients, c)
 	}
+	// One body buffer per client goroutine (benchDo).
+	bodyBufs := make([][]byte, maxClients)
+	for i := range bodyBufs {
+		bodyBufs[i] = make([]byte, 128<<10)
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: maxClients * 2, MaxIdleConnsPerHost: maxClients * 2, IdleConnTimeout: time.Minute}}
 	rep := &APIBenchReport{TraceEvents: o.TraceEvents}
 	for _, c := range o.Clients {
 		row := APIBenchRow{Clients: c}
 		readRound := func(base string) *APIBenchRun {
-			return benchRound(c, o.Reads, func(int, int) error {
-				return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(traceID))
+			return benchRound(c, o.Reads, func(cl, _ int) error {
+				return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(traceID), bodyBufs[cl])
 			})
 		}
 		if o.ReadsOnly {
 			if o.Warm && warmBase != "" {
-				_ = benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID))
+				_ = benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID), bodyBufs[0])
 				progress(o, "read-warm", c)
 				row.ReadHTTPWarm = readRound(warmBase)
 			} else {
@@ -168,7 +173,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		progress(o, "read", c)
 		row.ReadHTTP = readRound(base)
 		if warmBase != "" {
-			if err := benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID)); err != nil {
+			if err := benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID), bodyBufs[0]); err != nil {
 				return nil, fmt.Errorf("bench: warm the trace cache: %w", err)
 			}
 			progress(o, "read-warm", c)
@@ -209,7 +214,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 			if err != nil {
 				return err
 			}
-			return benchPost(ctx, client, base+"/api/v1/events", body)
+			return benchPost(ctx, client, base+"/api/v1/events", body, bodyBufs[client_])
 		})
 		r = round.Add(1)
 		row.AppendStore = benchRound(c, o.Appends, func(client_, n int) error {
@@ -275,26 +280,26 @@ func benchRound(clients, total int, op func(client, n int) error) *APIBenchRun {
 		P50Ms: ms(0.50), P99Ms: ms(0.99), MaxMs: ms(1), Duration: elapsed.Seconds()}
 }
 
-func benchGet(ctx context.Context, c *http.Client, u string) error {
+func benchGet(ctx context.Context, c *http.Client, u string, buf []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
-	return benchDo(c, req, http.StatusOK)
+	return benchDo(c, req, http.StatusOK, buf)
 }
 
-func benchPost(ctx context.Context, c *http.Client, u string, body []byte) error {
+func benchPost(ctx context.Context, c *http.Client, u string, body, buf []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	return benchDo(c, req, http.StatusCreated)
+	return benchDo(c, req, http.StatusCreated, buf)
 }
 
-var benchBodyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
-func benchDo(c *http.Client, req *http.Request, want int) error {
+// benchDo sends req and reads the body into buf, the calling client's
+// own buffer.
+func benchDo(c *http.Client, req *http.Request, want int, buf []byte) error {
 	req.Header.Set("Authorization", "Bearer "+benchToken)
 	req.Header.Set("x-tenant-id", benchTenant)
 	resp, err := c.Do(req)
@@ -305,10 +310,8 @@ func benchDo(c *http.Client, req *http.Request, want int) error {
 	// Read the body into a large buffer: io.Copy to io.Discard reads 8 KiB
 	// at a time, which costs the benchmark's own client a read syscall per
 	// 8 KiB of a ~60 KiB trace on the CPUs the server needs.
-	bp := benchBodyBufs.Get().(*[]byte)
-	defer benchBodyBufs.Put(bp)
 	for {
-		_, err := resp.Body.Read(*bp)
+		_, err := resp.Body.Read(buf)
 		if err == io.EOF {
 			break
 		}
