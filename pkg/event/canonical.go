@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -52,9 +53,16 @@ func CanonicalJSON(v any) ([]byte, error) {
 // appendCanonicalDoc appends the canonical form of v to b. It returns a
 // plain *Error so callers can keep it typed.
 func appendCanonicalDoc(b []byte, v any) ([]byte, *Error) {
-	var stack [24]kv
-	c := canonicalizer{members: stack[:0]}
+	// The member stack comes from a pool: a local array would escape
+	// (the canonicalizer's methods keep c.members), costing one heap
+	// allocation per document.
+	sp := memberStacks.Get().(*[]kv)
+	c := canonicalizer{members: (*sp)[:0]}
 	b, err := c.append(b, v, 0)
+	if cap(c.members) <= 4096 {
+		*sp = c.members[:0]
+		memberStacks.Put(sp)
+	}
 	if err != nil {
 		err.Path = "$" + err.Path
 		return nil, err
@@ -65,6 +73,12 @@ func appendCanonicalDoc(b []byte, v any) ([]byte, *Error) {
 	}
 	return b, nil
 }
+
+// memberStacks holds canonicalizer member stacks (empty, cleared slices).
+var memberStacks = sync.Pool{New: func() any {
+	s := make([]kv, 0, 32)
+	return &s
+}}
 
 // PayloadHash is "sha256:" + lower-case hex SHA-256 of the canonical JSON of
 // payload (events spec §9.1).
