@@ -182,6 +182,15 @@ func (m *MemLog) AppendAll(tenant string, envs []event.Envelope, onEach func(i i
 	for i := range done {
 		done[i] = make(chan struct{})
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.events) == 0 {
+		m.ix.grow(len(envs))
+	}
+	// Envelope i lands at log_seq base+i+1 unless an earlier one of envs
+	// is a retry; the workers hash each event for that position, and
+	// accept hashes again only when it turns out different.
+	base := m.ix.head
 	var next atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -197,6 +206,10 @@ func (m *MemLog) AppendAll(tenant string, envs []event.Envelope, onEach func(i i
 				r.p, r.err = prepare(tenant, &envs[i], m.opts)
 				if r.err != nil {
 					continue
+				}
+				if r.p.hashIn.Ready() {
+					r.p.specSeq = base + int64(i) + 1
+					r.p.specHash = r.p.hashIn.Hash(r.p.specSeq)
 				}
 				if canonicalShaped(r.p.env.Payload, 0) {
 					r.payload = r.p.env.Payload
@@ -219,11 +232,6 @@ func (m *MemLog) AppendAll(tenant string, envs []event.Envelope, onEach func(i i
 		wg.Wait()
 	}()
 
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.events) == 0 {
-		m.ix.grow(len(envs))
-	}
 	for c := range chunks {
 		<-done[c]
 		for i := c * chunk; i < min((c+1)*chunk, len(envs)); i++ {

@@ -61,6 +61,14 @@ type prepared struct {
 	payloadJSON []byte // canonical JSON; what is stored and what payload_hash covers
 	payloadHash string
 	tagsJSON    []byte
+	// hashIn is the event hash input without log_seq (not Ready when
+	// building it failed: accept then calls event.EventHash, which
+	// reports the same error). specHash, when not "", is its hash for
+	// log_seq specSeq, computed ahead by a caller that expects that
+	// position (MemLog.AppendAll).
+	hashIn   event.EventHashInput
+	specSeq  int64
+	specHash string
 }
 
 // MaxTenantIDBytes bounds tenant ids.
@@ -97,13 +105,18 @@ func prepare(tenant string, env *event.Envelope, opts event.Options) (*prepared,
 		return nil, err
 	}
 	sum := sha256.Sum256(canon)
-	return &prepared{
+	p := &prepared{
 		tenant:      tenant,
 		env:         env,
 		payloadJSON: canon,
 		payloadHash: "sha256:" + hex.EncodeToString(sum[:]),
 		tagsJSON:    tags,
-	}, nil
+	}
+	// Everything the event hash covers but log_seq is known now, so the
+	// hash input is built here, on the caller's core, and the appender
+	// only adds the position. (On failure hashIn stays not Ready.)
+	p.hashIn, _ = event.NewEventHashInput(&event.StoredEvent{Envelope: *env, TenantID: tenant, PayloadHash: p.payloadHash})
+	return p, nil
 }
 
 func checkTenant(tenant string) error {
@@ -189,9 +202,17 @@ func (ix *logIndex) accept(p *prepared, recordedAt time.Time) (*event.StoredEven
 		RecordedAt:  recordedAt,
 		PayloadHash: p.payloadHash,
 	}
-	eh, err := event.EventHash(ev)
-	if err != nil {
-		return nil, err
+	var eh string
+	switch {
+	case p.specHash != "" && p.specSeq == ev.LogSeq:
+		eh = p.specHash
+	case p.hashIn.Ready():
+		eh = p.hashIn.Hash(ev.LogSeq)
+	default:
+		var err error
+		if eh, err = event.EventHash(ev); err != nil {
+			return nil, err
+		}
 	}
 	cs, ok := ix.chains[p.tenant]
 	if !ok {
