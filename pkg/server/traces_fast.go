@@ -264,12 +264,18 @@ func (a *api) serveTraceRaw(w http.ResponseWriter, r *http.Request, p *Principal
 }
 
 // finishTraceBody closes the success envelope and writes it as
-// Server.writeData would (same header, status and trailing newline).
+// Server.writeData would (same status, Content-Type and trailing newline),
+// in one Write and with a Content-Length.
 func (a *api) finishTraceBody(w http.ResponseWriter, r *http.Request, b []byte) []byte {
 	b = append(b, `},"request_id":`...)
 	b = event.AppendJSONString(b, []byte(requestID(r.Context())))
 	b = append(b, '}', '\n')
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	// The body is complete: declare its length, so net/http sends it as
+	// is instead of chunked (one write syscall fewer, no chunk framing for
+	// the client to parse). A header addition any HTTP/1.1 client accepts.
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(b); err != nil {
 		a.s.log.WarnContext(r.Context(), "write response", "err", err)

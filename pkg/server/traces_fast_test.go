@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,6 +230,9 @@ func TestTraceFastPathMatchesDecodingPath(t *testing.T) {
 				t.Errorf("%s, %s, trace %q: fast %d %q, decoding %d %q; bodies: %s", p.name, label, id,
 					a.Code, a.Header().Get("Content-Type"), b.Code, b.Header().Get("Content-Type"), firstDiff(a.Body.Bytes(), b.Body.Bytes()))
 			}
+			if msg := sameHeadersButLength(a, b); msg != "" {
+				t.Errorf("%s, %s, trace %q: %s", p.name, label, id, msg)
+			}
 			status = a.Code
 		}
 		return status
@@ -316,6 +322,28 @@ func mustTrace(t *testing.T, st *store.Store, id string) []*event.StoredEvent {
 }
 
 // firstDiff shows where two bodies part.
+// sameHeadersButLength reports how the fast response's headers differ
+// from the decoding path's ("" when they do not): every header is the
+// same except Content-Length, which the fast path adds and which must then
+// be the body's length (the decoding path leaves the length to net/http,
+// which sends it chunked).
+func sameHeadersButLength(fast, dec *httptest.ResponseRecorder) string {
+	fh, dh := fast.Header().Clone(), dec.Header().Clone()
+	if cl := fh.Values("Content-Length"); len(cl) > 0 {
+		if len(cl) != 1 || cl[0] != strconv.Itoa(fast.Body.Len()) {
+			return fmt.Sprintf("Content-Length %q for a %d-byte body", cl, fast.Body.Len())
+		}
+		fh.Del("Content-Length")
+	}
+	if dh.Get("Content-Length") != "" {
+		return "the decoding path sent a Content-Length"
+	}
+	if !reflect.DeepEqual(fh, dh) {
+		return fmt.Sprintf("headers: fast %v, decoding %v", fh, dh)
+	}
+	return ""
+}
+
 func firstDiff(a, b []byte) string {
 	i := 0
 	for i < len(a) && i < len(b) && a[i] == b[i] {
