@@ -118,69 +118,95 @@ func (pg *PG) ContextSubgraph(ctx context.Context, tenant string, q SubgraphQuer
 	var edges []Edge
 	frontier := []string{center}
 	truncated := false
-	for depth := 0; len(frontier) > 0 && !truncated && depth < q.MaxDepth; depth++ {
-		// The level is processed in edge_id order and stops after at most
-		// max_edges+1 rows (rows already visited plus new ones can never
-		// exceed that before truncation), so each frontier node contributes
-		// at most that many edges, read in order from its index: hub nodes
-		// (a policy every trace evaluates) cost a bounded index range.
-		typeFilter := ""
-		args := []any{tenant, frontier, q.MaxEdges + 1}
-		if len(q.EdgeTypes) > 0 {
-			typeFilter = ` AND edge_type = ANY($4)`
-			args = append(args, q.EdgeTypes)
-		}
-		cols := `edge_id, edge_type, from_node_id, to_node_id, trace_id, log_seq, created_at`
-		sqlText := `SELECT ` + cols + ` FROM (SELECT DISTINCT ` + cols + ` FROM unnest($2::text[]) AS f(node) CROSS JOIN LATERAL (
-				(SELECT ` + cols + ` FROM dg_cg_edges WHERE tenant_id = $1 AND from_node_id = f.node` + typeFilter + `
+	// A level is the frontier's edges in edge_id order, processed until
+	// truncation; at most max_edges+1 of them can be processed (rows
+	// already visited plus new ones can never exceed that before
+	// truncation), so each frontier node contributes at most that many
+	// edges, read in order from its index: hub nodes (a policy every trace
+	// evaluates) cost a bounded index range. The level is read in chunks
+	// (keyset on edge_id): the walk usually stops at max_nodes long before
+	// max_edges+1 edges, and a chunk costs each frontier node at most the
+	// chunk's size, so a hub no longer reads max_edges+1 rows of which a
+	// hundred are used. Chunks are contiguous in edge_id order and processed
+	// in order, so the result is the same as reading the level at once.
+	typeFilter := ""
+	if len(q.EdgeTypes) > 0 {
+		typeFilter = ` AND edge_type = ANY($5)`
+	}
+	cols := `edge_id, edge_type, from_node_id, to_node_id, trace_id, log_seq, created_at`
+	levelSQL := `SELECT ` + cols + ` FROM (SELECT DISTINCT ` + cols + ` FROM unnest($2::text[]) AS f(node) CROSS JOIN LATERAL (
+				(SELECT ` + cols + ` FROM dg_cg_edges WHERE tenant_id = $1 AND from_node_id = f.node
+					AND edge_id COLLATE "C" > $4` + typeFilter + `
 					ORDER BY edge_id COLLATE "C" LIMIT $3)
 				UNION ALL
-				(SELECT ` + cols + ` FROM dg_cg_edges WHERE tenant_id = $1 AND to_node_id = f.node` + typeFilter + `
+				(SELECT ` + cols + ` FROM dg_cg_edges WHERE tenant_id = $1 AND to_node_id = f.node
+					AND edge_id COLLATE "C" > $4` + typeFilter + `
 					ORDER BY edge_id COLLATE "C" LIMIT $3)) e) d
 			ORDER BY edge_id COLLATE "C" LIMIT $3`
-		rows, err := pg.pool.Query(ctx, sqlText, args...)
-		if err != nil {
-			return nil, fmt.Errorf("read edges: %w", err)
-		}
-		var level []Edge
-		var e Edge
-		if _, err := pgx.ForEachRow(rows, []any{&e.EdgeID, &e.EdgeType, &e.FromNodeID, &e.ToNodeID, &e.TraceID, &e.LogSeq, &e.CreatedAt}, func() error {
-			level = append(level, e)
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("read edges: %w", err)
-		}
-		sort.Slice(level, func(i, j int) bool { return level[i].EdgeID < level[j].EdgeID })
+	var level []Edge
+	for depth := 0; len(frontier) > 0 && !truncated && depth < q.MaxDepth; depth++ {
 		var next []string
-	rows:
-		for _, e := range level {
-			if visitedEdges[e.EdgeID] {
-				continue
+		levelCap := q.MaxEdges + 1 // rows of this level that can be processed
+		read := 0
+		after := "" // every edge_id is longer, so greater
+		// First chunk: about one edge per node still allowed, plus slack;
+		// then four times larger each time.
+		chunk := max(q.MaxNodes-len(visitedNodes)+16, 16)
+	chunks:
+		for {
+			chunk = min(chunk, levelCap-read)
+			args := []any{tenant, frontier, chunk, after}
+			if len(q.EdgeTypes) > 0 {
+				args = append(args, q.EdgeTypes)
 			}
-			if len(visitedEdges) >= q.MaxEdges {
-				truncated = true
-				break
+			rows, err := pg.pool.Query(ctx, levelSQL, args...)
+			if err != nil {
+				return nil, fmt.Errorf("read edges: %w", err)
 			}
-			visitedEdges[e.EdgeID] = true
-			edges = append(edges, e)
-			for _, end := range []string{e.FromNodeID, e.ToNodeID} {
-				if visitedNodes[end] {
+			level = level[:0]
+			var e Edge
+			if _, err := pgx.ForEachRow(rows, []any{&e.EdgeID, &e.EdgeType, &e.FromNodeID, &e.ToNodeID, &e.TraceID, &e.LogSeq, &e.CreatedAt}, func() error {
+				level = append(level, e)
+				return nil
+			}); err != nil {
+				return nil, fmt.Errorf("read edges: %w", err)
+			}
+			sort.Slice(level, func(i, j int) bool { return level[i].EdgeID < level[j].EdgeID })
+			read += len(level)
+			for _, e := range level {
+				if visitedEdges[e.EdgeID] {
 					continue
 				}
-				if len(nodeTypes) > 0 {
-					typ, _, _ := strings.Cut(end, ":")
-					if !nodeTypes[typ] {
+				if len(visitedEdges) >= q.MaxEdges {
+					truncated = true
+					break chunks
+				}
+				visitedEdges[e.EdgeID] = true
+				edges = append(edges, e)
+				for _, end := range []string{e.FromNodeID, e.ToNodeID} {
+					if visitedNodes[end] {
 						continue
 					}
+					if len(nodeTypes) > 0 {
+						typ, _, _ := strings.Cut(end, ":")
+						if !nodeTypes[typ] {
+							continue
+						}
+					}
+					if len(visitedNodes) >= q.MaxNodes {
+						truncated = true
+						break chunks
+					}
+					visitedNodes[end] = true
+					order = append(order, end)
+					next = append(next, end)
 				}
-				if len(visitedNodes) >= q.MaxNodes {
-					truncated = true
-					break rows
-				}
-				visitedNodes[end] = true
-				order = append(order, end)
-				next = append(next, end)
 			}
+			if len(level) < chunk || read >= levelCap {
+				break // the level is exhausted (or at its cap)
+			}
+			after = level[len(level)-1].EdgeID
+			chunk *= 4
 		}
 		frontier = next
 	}

@@ -263,6 +263,13 @@ func TestContextSubgraphMatchesReference(t *testing.T) {
 		{NodeType: "policy", NodeID: "policy_3:1.0", MaxDepth: 2, MaxNodes: 1000, MaxEdges: 30},
 		{NodeType: "trace", NodeID: "00000011-0000-4000-8000-000000000011", MaxDepth: 4, MaxNodes: 100, MaxEdges: 500, EdgeTypes: []string{"trace_evaluated_policy", "trace_involves_entity"}},
 		{NodeType: "trace", NodeID: "0000000c-0000-4000-8000-00000000000c", MaxDepth: 3, MaxNodes: 100, MaxEdges: 500, NodeTypes: []string{"trace", "entity"}},
+		// Levels read in several chunks: few nodes allowed, but many edges
+		// whose ends are filtered out or already visited add none.
+		{NodeType: "trace", NodeID: "0000000c-0000-4000-8000-00000000000c", MaxDepth: 3, MaxNodes: 9, MaxEdges: 500, NodeTypes: []string{"trace", "entity"}},
+		{NodeType: "trace", NodeID: "0000000c-0000-4000-8000-00000000000c", MaxDepth: 3, MaxNodes: 8, MaxEdges: 500, NodeTypes: []string{"trace", "entity"}},
+		{NodeType: "trace", NodeID: "0000000c-0000-4000-8000-00000000000c", MaxDepth: 4, MaxNodes: 2, MaxEdges: 500, NodeTypes: []string{"trace", "entity"}},
+		{NodeType: "trace", NodeID: "0000000c-0000-4000-8000-00000000000c", MaxDepth: 3, MaxNodes: 9, MaxEdges: 30, NodeTypes: []string{"trace", "entity"}},
+		{NodeType: "policy", NodeID: "policy_3:1.0", MaxDepth: 3, MaxNodes: 10, MaxEdges: 500, NodeTypes: []string{"trace", "policy"}},
 	} {
 		g, err := pg.ContextSubgraph(ctxT(t), "default", q)
 		if err != nil {
