@@ -221,3 +221,74 @@ func TestReadTraceTail(t *testing.T) {
 		t.Fatalf("unknown trace: %+v", tail)
 	}
 }
+
+// BenchmarkReadTraceTail is the trace cache's per-request validation
+// statement alone (32 concurrent callers), next to a trivial statement on
+// the same pool, to tell the statement's own cost from the round trip's:
+//
+//	go test ./pkg/store -run '^$' -bench 'ReadTraceTail|SelectOne' -benchtime 20000x
+func BenchmarkReadTraceTail(b *testing.B) { benchTail(b, false) }
+
+// BenchmarkSelectOne is BenchmarkReadTraceTail's baseline: SELECT 1.
+func BenchmarkSelectOne(b *testing.B) { benchTail(b, true) }
+
+func benchTail(b *testing.B, one bool) {
+	ctx := context.Background()
+	pool, _ := newTestDB(b)
+	st, err := store.New(ctx, pool, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	for i := 0; i < 100; i++ {
+		env := store.BenchEnvelope("bench-tail-trace", i%7)
+		env.TraceSeq = int64(i)
+		env.EventID = fmt.Sprintf("bench-tail-%d", i)
+		env.IdempotencyKey = fmt.Sprintf("bench-tail:%d", i)
+		if i == 0 {
+			env = store.BenchEnvelope("bench-tail-trace", 0)
+			env.EventID, env.IdempotencyKey = "bench-tail-0", "bench-tail:0"
+		} else {
+			env.EventType = event.TypeInputObserved
+			env.Payload = store.BenchEnvelope("bench-tail-trace", 1).Payload
+		}
+		if _, err := st.Append(ctx, "bench", env); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var err error
+			if one {
+				var n int
+				err = st.Pool().QueryRow(ctx, "SELECT 1").Scan(&n)
+			} else {
+				err = st.ReadTraceTail(ctx, "bench", "bench-tail-trace", "trace_summary", func(_ *store.RawTraceMeta, rt *store.RawTraceTail) error {
+					if !rt.Exists {
+						return errors.New("no tail")
+					}
+					return nil
+				})
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if !one {
+		rows, err := st.Pool().Query(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%LATERAL%'`)
+		if err == nil {
+			for rows.Next() {
+				var g, c int64
+				if rows.Scan(&g, &c) == nil {
+					b.Logf("one connection's prepared statement: %d generic plans, %d custom plans", g, c)
+				}
+			}
+			rows.Close()
+		}
+	}
+}
