@@ -203,13 +203,9 @@ func (m *MemLog) AppendAll(tenant string, envs []event.Envelope, onEach func(i i
 			}
 			for i := c * chunk; i < min((c+1)*chunk, len(envs)); i++ {
 				r := &res[i]
-				r.p, r.err = prepare(tenant, &envs[i], m.opts)
+				r.p, r.err = prepareAt(tenant, &envs[i], m.opts, base+int64(i)+1)
 				if r.err != nil {
 					continue
-				}
-				if r.p.hashIn.Ready() {
-					r.p.specSeq = base + int64(i) + 1
-					r.p.specHash = r.p.hashIn.Hash(r.p.specSeq)
 				}
 				if canonicalShaped(r.p.env.Payload, 0) {
 					r.payload = r.p.env.Payload

@@ -61,12 +61,10 @@ type prepared struct {
 	payloadJSON []byte // canonical JSON; what is stored and what payload_hash covers
 	payloadHash string
 	tagsJSON    []byte
-	// hashIn is the event hash input without log_seq (not Ready when
-	// building it failed: accept then calls event.EventHash, which
-	// reports the same error). specHash, when not "", is its hash for
-	// log_seq specSeq, computed ahead by a caller that expects that
-	// position (MemLog.AppendAll).
-	hashIn   event.EventHashInput
+	// specHash, when not "", is the event hash for log_seq specSeq,
+	// computed ahead (prepareAt) by a caller that expects the event at
+	// that position (MemLog.AppendAll); accept uses it when the event
+	// does land there.
 	specSeq  int64
 	specHash string
 }
@@ -105,18 +103,39 @@ func prepare(tenant string, env *event.Envelope, opts event.Options) (*prepared,
 		return nil, err
 	}
 	sum := sha256.Sum256(canon)
-	p := &prepared{
+	return &prepared{
 		tenant:      tenant,
 		env:         env,
 		payloadJSON: canon,
-		payloadHash: "sha256:" + hex.EncodeToString(sum[:]),
+		payloadHash: hashString(sum),
 		tagsJSON:    tags,
+	}, nil
+}
+
+// prepareAt is prepare for an envelope expected to become log_seq seq: it
+// also computes the event hash for that position (everything the hash
+// covers but log_seq is known before the log is looked at), so the
+// appender does not have to when the guess is right. An event hash that
+// cannot be computed is left to accept, which reports the error.
+func prepareAt(tenant string, env *event.Envelope, opts event.Options, seq int64) (*prepared, error) {
+	p, err := prepare(tenant, env, opts)
+	if err != nil {
+		return nil, err
 	}
-	// Everything the event hash covers but log_seq is known now, so the
-	// hash input is built here, on the caller's core, and the appender
-	// only adds the position. (On failure hashIn stays not Ready.)
-	p.hashIn, _ = event.NewEventHashInput(&event.StoredEvent{Envelope: *env, TenantID: tenant, PayloadHash: p.payloadHash})
+	ev := event.StoredEvent{Envelope: *p.env, TenantID: tenant, LogSeq: seq, PayloadHash: p.payloadHash}
+	if h, herr := event.EventHash(&ev); herr == nil {
+		p.specSeq, p.specHash = seq, h
+	}
 	return p, nil
+}
+
+// hashString renders a SHA-256 sum as "sha256:" + lower-case hex in one
+// allocation.
+func hashString(sum [sha256.Size]byte) string {
+	var out [7 + 2*sha256.Size]byte
+	copy(out[:], "sha256:")
+	hex.Encode(out[7:], sum[:])
+	return string(out[:])
 }
 
 func checkTenant(tenant string) error {
@@ -202,13 +221,8 @@ func (ix *logIndex) accept(p *prepared, recordedAt time.Time) (*event.StoredEven
 		RecordedAt:  recordedAt,
 		PayloadHash: p.payloadHash,
 	}
-	var eh string
-	switch {
-	case p.specHash != "" && p.specSeq == ev.LogSeq:
-		eh = p.specHash
-	case p.hashIn.Ready():
-		eh = p.hashIn.Hash(ev.LogSeq)
-	default:
+	eh := p.specHash
+	if eh == "" || p.specSeq != ev.LogSeq {
 		var err error
 		if eh, err = event.EventHash(ev); err != nil {
 			return nil, err
