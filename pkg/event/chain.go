@@ -53,125 +53,58 @@ func EventHash(e *StoredEvent) (string, error) {
 // appender computes it for every event. chain_test.go checks it against
 // CanonicalJSON of the same object built as a map.
 func appendEventHashInput(b []byte, e *StoredEvent) ([]byte, *Error) {
-	b, err := appendHashInputBeforeSeq(b, e)
-	if err != nil {
-		return nil, err
+	var err *Error
+	// str writes prefix and then v as a JSON string; path names v in errors.
+	str := func(prefix, path, v string) {
+		if err != nil {
+			return
+		}
+		b = append(b, prefix...)
+		if b, err = appendCanonicalString(b, v); err != nil {
+			err.Path = path
+		}
 	}
+	opt := func(prefix, path string, v *string) {
+		if v == nil {
+			b = append(b, prefix...)
+			b = append(b, "null"...)
+			return
+		}
+		str(prefix, path, *v)
+	}
+	str(`{"actor":{"actor_id":`, "$.actor.actor_id", e.Actor.ActorID)
+	str(`,"actor_type":`, "$.actor.actor_type", e.Actor.ActorType)
+	opt(`},"causation_event_id":`, "$.causation_event_id", e.CausationEventID)
+	opt(`,"correlation_id":`, "$.correlation_id", e.CorrelationID)
+	str(`,"event_id":`, "$.event_id", e.EventID)
+	str(`,"event_type":`, "$.event_type", e.EventType)
+	str(`,"idempotency_key":`, "$.idempotency_key", e.IdempotencyKey)
+	b = append(b, `,"log_seq":`...)
 	b = strconv.AppendInt(b, e.LogSeq, 10)
-	return appendHashInputAfterSeq(b, e)
-}
-
-// appendHashInputBeforeSeq writes the hash input up to the log_seq value:
-// every member that sorts before "log_seq" and the `,"log_seq":` key.
-func appendHashInputBeforeSeq(b []byte, e *StoredEvent) ([]byte, *Error) {
-	w := hashInputWriter{b: b}
-	w.str(`{"actor":{"actor_id":`, "$.actor.actor_id", e.Actor.ActorID)
-	w.str(`,"actor_type":`, "$.actor.actor_type", e.Actor.ActorType)
-	w.opt(`},"causation_event_id":`, "$.causation_event_id", e.CausationEventID)
-	w.opt(`,"correlation_id":`, "$.correlation_id", e.CorrelationID)
-	w.str(`,"event_id":`, "$.event_id", e.EventID)
-	w.str(`,"event_type":`, "$.event_type", e.EventType)
-	w.str(`,"idempotency_key":`, "$.idempotency_key", e.IdempotencyKey)
-	w.b = append(w.b, `,"log_seq":`...)
-	if w.err != nil {
-		return nil, w.err
-	}
-	return w.b, nil
-}
-
-// appendHashInputAfterSeq writes the hash input after the log_seq value.
-func appendHashInputAfterSeq(b []byte, e *StoredEvent) ([]byte, *Error) {
-	w := hashInputWriter{b: b}
-	w.str(`,"occurred_at":`, "$.occurred_at", e.OccurredAt)
-	w.str(`,"payload_hash":`, "$.payload_hash", e.PayloadHash)
-	w.b = append(w.b, `,"schema_version":`...)
-	w.b = strconv.AppendInt(w.b, e.SchemaVersion, 10)
-	w.str(`,"source":{"producer_id":`, "$.source.producer_id", e.Source.ProducerID)
-	w.opt(`,"subsystem":`, "$.source.subsystem", e.Source.Subsystem)
-	w.str(`,"system":`, "$.source.system", e.Source.System)
-	w.b = append(w.b, `},"tags":[`...)
+	str(`,"occurred_at":`, "$.occurred_at", e.OccurredAt)
+	str(`,"payload_hash":`, "$.payload_hash", e.PayloadHash)
+	b = append(b, `,"schema_version":`...)
+	b = strconv.AppendInt(b, e.SchemaVersion, 10)
+	str(`,"source":{"producer_id":`, "$.source.producer_id", e.Source.ProducerID)
+	opt(`,"subsystem":`, "$.source.subsystem", e.Source.Subsystem)
+	str(`,"system":`, "$.source.system", e.Source.System)
+	b = append(b, `},"tags":[`...)
 	for i, t := range e.Tags {
 		sep := ","
 		if i == 0 {
 			sep = ""
 		}
-		w.str(sep, "$.tags", t)
+		str(sep, "$.tags", t)
 	}
-	w.str(`],"tenant_id":`, "$.tenant_id", e.TenantID)
-	w.str(`,"trace_id":`, "$.trace_id", e.TraceID)
-	w.b = append(w.b, `,"trace_seq":`...)
-	w.b = strconv.AppendInt(w.b, e.TraceSeq, 10)
-	w.b = append(w.b, '}')
-	if w.err != nil {
-		return nil, w.err
-	}
-	return w.b, nil
-}
-
-// hashInputWriter appends hash input members, keeping the first error.
-type hashInputWriter struct {
-	b   []byte
-	err *Error
-}
-
-// str writes prefix and then v as a JSON string; path names v in errors.
-func (w *hashInputWriter) str(prefix, path, v string) {
-	if w.err != nil {
-		return
-	}
-	w.b = append(w.b, prefix...)
-	var err *Error
-	if w.b, err = appendCanonicalString(w.b, v); err != nil {
-		err.Path = path
-		w.err = err
-	}
-}
-
-func (w *hashInputWriter) opt(prefix, path string, v *string) {
-	if v == nil {
-		w.b = append(w.b, prefix...)
-		w.b = append(w.b, "null"...)
-		return
-	}
-	w.str(prefix, path, *v)
-}
-
-// EventHashInput is an event's hash input (see EventHash) with its log_seq
-// left open, so that everything but the log position can be prepared
-// ahead of the appender. The zero value is not usable; see Ready.
-type EventHashInput struct {
-	b     []byte // the input with log_seq removed
-	split int    // where the log_seq digits go
-}
-
-// NewEventHashInput prepares e's hash input without its LogSeq. It fails
-// exactly when EventHash(e) would, with the same error.
-func NewEventHashInput(e *StoredEvent) (EventHashInput, error) {
-	b, err := appendHashInputBeforeSeq(make([]byte, 0, 640), e)
+	str(`],"tenant_id":`, "$.tenant_id", e.TenantID)
+	str(`,"trace_id":`, "$.trace_id", e.TraceID)
+	b = append(b, `,"trace_seq":`...)
+	b = strconv.AppendInt(b, e.TraceSeq, 10)
+	b = append(b, '}')
 	if err != nil {
-		return EventHashInput{}, fmt.Errorf("hash event %s: %w", e.EventID, err)
+		return nil, err
 	}
-	split := len(b)
-	if b, err = appendHashInputAfterSeq(b, e); err != nil {
-		return EventHashInput{}, fmt.Errorf("hash event %s: %w", e.EventID, err)
-	}
-	return EventHashInput{b: b, split: split}, nil
-}
-
-// Ready reports whether h was made by NewEventHashInput.
-func (h EventHashInput) Ready() bool { return h.b != nil }
-
-// Hash is EventHash of the event h was made from with the given log_seq.
-func (h EventHashInput) Hash(logSeq int64) string {
-	var buf [1024]byte
-	b := buf[:0]
-	if len(h.b)+20 > len(buf) {
-		b = make([]byte, 0, len(h.b)+20)
-	}
-	b = append(b, h.b[:h.split]...)
-	b = strconv.AppendInt(b, logSeq, 10)
-	b = append(b, h.b[h.split:]...)
-	return hashString(sha256.Sum256(b))
+	return b, nil
 }
 
 // ChainGenesis is the chain value before a tenant's first event:
