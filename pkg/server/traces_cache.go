@@ -33,6 +33,7 @@ type traceCache struct {
 	hits    atomic.Int64
 	misses  atomic.Int64
 	evicted atomic.Int64
+	tails   tailGroup // validation statements shared by concurrent reads
 }
 
 // traceCacheEntry is immutable once stored.

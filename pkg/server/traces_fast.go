@@ -130,7 +130,7 @@ func (a *api) serveTraceWithSummaryRaw(w http.ResponseWriter, r *http.Request, p
 	if cache != nil {
 		key = traceCacheKey(p.Tenant, traceID)
 		if e := cache.get(key); e != nil {
-			handled, fallback := a.serveTraceCached(w, r, p, traceID, raw, tel, e, bp)
+			handled, fallback := a.serveTraceCached(w, r, p, traceID, key, raw, tel, e, bp)
 			if handled {
 				return true
 			}
@@ -177,32 +177,46 @@ func (a *api) serveTraceWithSummaryRaw(w http.ResponseWriter, r *http.Request, p
 // serveTraceCached answers from the cached rendering e when the trace
 // still ends with e's last event. handled: the response is written;
 // fallback: the decoding path must answer; neither: a miss, read the trace.
-func (a *api) serveTraceCached(w http.ResponseWriter, r *http.Request, p *Principal, traceID string,
+// The validation statement may be shared with concurrent reads of the
+// same trace that arrived no later than the statement started
+// (traces_tail.go).
+func (a *api) serveTraceCached(w http.ResponseWriter, r *http.Request, p *Principal, traceID, key string,
 	raw rawTraceLog, tel *Telemetry, e *traceCacheEntry, bp *[]byte) (handled, fallback bool) {
-	b := (*bp)[:0]
+	cache := a.cfg.traceCache
 	ctx, end := traceSpan(r.Context(), tel, p.Tenant)
-	err := raw.ReadTraceTail(ctx, p.Tenant, traceID, projection.TraceSummary, func(m *store.RawTraceMeta, tail *store.RawTraceTail) error {
-		if m.Checkpoint < m.Head || !m.HasSummary {
-			return errTraceFallback
-		}
-		if !tail.Exists || !e.matches(tail.TraceSeq, tail.LogSeq, tail.RecordedAt, tail.ChainHash) {
-			return errTraceCacheMiss
-		}
-		b = append(b, traceBodyStart...)
-		b = append(b, e.events...)
-		sum1, sum2 := appendRawSummary(nil, &m.Summary)
-		b = appendSummaryTail(b, sum1, sum2, e.system, e.hasSys)
-		return nil
+	res := cache.tails.do(ctx, key, func(ctx context.Context) tailResult {
+		var out tailResult
+		out.err = raw.ReadTraceTail(ctx, p.Tenant, traceID, projection.TraceSummary, func(m *store.RawTraceMeta, tail *store.RawTraceTail) error {
+			if m.Checkpoint < m.Head || !m.HasSummary {
+				out.fallback = true
+				return nil
+			}
+			out.tail = *tail
+			out.tail.ChainHash = bytes.Clone(tail.ChainHash)
+			out.sum1, out.sum2 = appendRawSummary(nil, &m.Summary)
+			return nil
+		})
+		return out
 	})
+	err := res.err
+	switch {
+	case err != nil:
+	case res.fallback:
+		err = errTraceFallback
+	case !res.tail.Exists || !e.matches(res.tail.TraceSeq, res.tail.LogSeq, res.tail.RecordedAt, res.tail.ChainHash):
+		err = errTraceCacheMiss
+	}
 	end(err)
-	*bp = b
 	switch {
 	case err == nil:
-		a.cfg.traceCache.hits.Add(1)
+		cache.hits.Add(1)
+		b := append((*bp)[:0], traceBodyStart...)
+		b = append(b, e.events...)
+		b = appendSummaryTail(b, res.sum1, res.sum2, e.system, e.hasSys)
 		*bp = a.finishTraceBody(w, r, b)
 		return true, false
 	case errors.Is(err, errTraceCacheMiss):
-		a.cfg.traceCache.misses.Add(1)
+		cache.misses.Add(1)
 		return false, false
 	case errors.Is(err, errTraceFallback) || errors.Is(err, store.ErrRawUnsupported):
 		return false, true
