@@ -97,15 +97,22 @@ func TestRunNodeEscalatesWithoutReads(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// healthz reports the runtime and the outbox.
-	resp, err := http.Get("http://" + addr.String() + "/api/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `"workflows"`) || !strings.Contains(string(body), `"delivered":1`) {
-		t.Errorf("healthz has no workflows section with the delivery: %s", body)
+	// healthz reports the runtime and the outbox. The receiver sees the
+	// webhook before the deliverer records the answer, so poll briefly.
+	var body []byte
+	for healthDeadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr.String() + "/api/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `"workflows"`) && strings.Contains(string(body), `"delivered":1`) {
+			break
+		}
+		if time.Now().After(healthDeadline) {
+			t.Fatalf("healthz has no workflows section with the delivery after 10s: %s", body)
+		}
 	}
 	cancel()
 	select {
