@@ -103,7 +103,8 @@ benchmark could not run.`,
 				case 32:
 					fmt.Fprintf(a.stdout, "target read @32 clients (p99 < 5 ms, >= 5000/s): cold %.0f/s p99 %.2f ms %s", r.ReadHTTP.PerSec, r.ReadHTTP.P99Ms, verdict(r.ReadHTTP.PerSec >= 5000 && r.ReadHTTP.P99Ms < 5))
 					if w := r.ReadHTTPWarm; w != nil {
-						fmt.Fprintf(a.stdout, "; warm (trace cache) %.0f/s p99 %.2f ms %s", w.PerSec, w.P99Ms, verdict(w.PerSec >= 5000 && w.P99Ms < 5))
+						fmt.Fprintf(a.stdout, "; warm (trace cache) %.0f/s p99 %.2f ms %s (%.2f validation statements per read)", w.PerSec, w.P99Ms,
+							verdict(w.PerSec >= 5000 && w.P99Ms < 5), r.WarmValidations)
 					}
 					fmt.Fprintln(a.stdout)
 				case 128:

@@ -58,6 +58,9 @@ type APIBenchRow struct {
 	// cache, warmed by one read before the round.
 	ReadHTTP     *APIBenchRun `json:"read_http"`
 	ReadHTTPWarm *APIBenchRun `json:"read_http_warm,omitempty"`
+	// WarmValidations is validation statements per warm read: concurrent
+	// reads of the one benchmark trace share them (1 without sharing).
+	WarmValidations float64 `json:"read_http_warm_validations_per_read,omitempty"`
 	// ReadStore is the in-process baseline of earlier runs:
 	// store.TraceEvents plus event.EncodeStoredEvent of every event (no
 	// summary). ReadStoreRaw is the in-process fast path: the one-statement
@@ -110,9 +113,14 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	// The read rounds run first and the appends after them, so the trace
 	// summary stays current while reads are measured.
 	// Two servers on the same store: cold (no trace cache) and warm.
+	var warmCfg *APIConfig
 	serve := func(cacheBytes int64) (string, func(), error) {
-		srv := New(Config{API: &APIConfig{Log: st, Accounts: accounts, RateLimits: RateLimits{Read: -1, Write: -1, Admin: -1},
-			TraceSummary: TraceSummaryFrom(pg), TraceSummaryPG: pg, TraceCacheBytes: cacheBytes}})
+		cfg := &APIConfig{Log: st, Accounts: accounts, RateLimits: RateLimits{Read: -1, Write: -1, Admin: -1},
+			TraceSummary: TraceSummaryFrom(pg), TraceSummaryPG: pg, TraceCacheBytes: cacheBytes}
+		if cacheBytes > 0 {
+			warmCfg = cfg
+		}
+		srv := New(Config{API: cfg})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", nil, fmt.Errorf("bench: listen: %w", err)
@@ -162,7 +170,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 			if o.Warm && warmBase != "" {
 				_ = benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID), bodyBufs[0])
 				progress(o, "read-warm", c)
-				row.ReadHTTPWarm = readRound(warmBase)
+				row.ReadHTTPWarm, row.WarmValidations = warmRound(readRound, warmBase, warmCfg)
 			} else {
 				progress(o, "read", c)
 				row.ReadHTTP = readRound(base)
@@ -177,7 +185,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 				return nil, fmt.Errorf("bench: warm the trace cache: %w", err)
 			}
 			progress(o, "read-warm", c)
-			row.ReadHTTPWarm = readRound(warmBase)
+			row.ReadHTTPWarm, row.WarmValidations = warmRound(readRound, warmBase, warmCfg)
 		}
 		progress(o, "read-in-process-raw", c)
 		row.ReadStoreRaw = benchRound(c, o.Reads, func(int, int) error {
@@ -224,6 +232,13 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		row.AppendRatio = ratio(row.AppendHTTP.PerSec, row.AppendStore.PerSec)
 	}
 	return rep, nil
+}
+
+// warmRound runs a warm read round and counts its validation statements.
+func warmRound(round func(string) *APIBenchRun, base string, cfg *APIConfig) (*APIBenchRun, float64) {
+	before := cfg.TraceCacheStats().Validations
+	run := round(base)
+	return run, ratio(float64(cfg.TraceCacheStats().Validations-before), float64(run.Ops))
 }
 
 func progress(o APIBenchOptions, path string, c int) {

@@ -32,6 +32,10 @@ func TestAPIBenchSmall(t *testing.T) {
 				t.Errorf("%d clients, %s: %+v", r.Clients, name, run)
 			}
 		}
+		// Every warm read is validated by a statement (its own or shared).
+		if r.WarmValidations <= 0 || r.WarmValidations > 1 {
+			t.Errorf("%d clients: %.3f validation statements per warm read", r.Clients, r.WarmValidations)
+		}
 	}
 }
 
@@ -91,4 +95,7 @@ func benchReadHTTP(b *testing.B, warm bool) {
 	}
 	b.ReportMetric(run.PerSec, "http-reads/s")
 	b.ReportMetric(run.P99Ms, "http-p99-ms")
+	if warm {
+		b.ReportMetric(rep.Rows[0].WarmValidations, "validations/read")
+	}
 }

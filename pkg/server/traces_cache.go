@@ -104,6 +104,9 @@ type TraceCacheStats struct {
 	Hits    int64 `json:"hits"`
 	Misses  int64 `json:"misses"`
 	Evicted int64 `json:"evicted"`
+	// Validations counts the validation statements run for cached
+	// entries; concurrent reads of one trace share them (traces_tail.go).
+	Validations int64 `json:"validations"`
 }
 
 func (c *traceCache) stats() TraceCacheStats {
@@ -112,7 +115,7 @@ func (c *traceCache) stats() TraceCacheStats {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return TraceCacheStats{Entries: len(c.m), Bytes: c.bytes, Hits: c.hits.Load(), Misses: c.misses.Load(), Evicted: c.evicted.Load()}
+	return TraceCacheStats{Entries: len(c.m), Bytes: c.bytes, Hits: c.hits.Load(), Misses: c.misses.Load(), Evicted: c.evicted.Load(), Validations: c.tails.runs.Load()}
 }
 
 // TraceCacheStats returns the counters of the trace cache the API built

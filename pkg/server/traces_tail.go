@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/decisiongraph/dg/pkg/store"
 )
@@ -40,8 +41,14 @@ type tailSlot struct {
 }
 
 type tailGroup struct {
-	mu sync.Mutex
-	m  map[string]*tailSlot
+	mu   sync.Mutex
+	m    map[string]*tailSlot
+	runs atomic.Int64 // statements run
+}
+
+func (g *tailGroup) run(ctx context.Context, run func(context.Context) tailResult) tailResult {
+	g.runs.Add(1)
+	return run(ctx)
 }
 
 // do returns the answer of a run that started after do was called: its
@@ -62,7 +69,7 @@ func (g *tailGroup) do(ctx context.Context, key string, run func(context.Context
 		f := &tailFlight{done: make(chan struct{})}
 		s.running = f
 		g.mu.Unlock()
-		return g.finish(key, s, f, run(ctx))
+		return g.finish(key, s, f, g.run(ctx, run))
 	}
 	f, leader := s.next, false
 	if f == nil {
@@ -75,7 +82,7 @@ func (g *tailGroup) do(ctx context.Context, key string, run func(context.Context
 		// The running statement is bounded by its caller's deadline; when
 		// it finishes, finish makes f the running one.
 		<-prev.done
-		return g.finish(key, s, f, run(ctx))
+		return g.finish(key, s, f, g.run(ctx, run))
 	}
 	select {
 	case <-f.done:
@@ -83,7 +90,7 @@ func (g *tailGroup) do(ctx context.Context, key string, run func(context.Context
 		return tailResult{err: ctx.Err()}
 	}
 	if f.res.err != nil {
-		return run(ctx)
+		return g.run(ctx, run)
 	}
 	return f.res
 }
