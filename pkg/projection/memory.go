@@ -159,25 +159,24 @@ func newMemoryFor(n int) *Memory {
 // it. Events at or below the cursor are refused, so a catch-up split at any
 // point gives the same result as one pass.
 //
-// The payload hashes Step checks are computed on every core ahead of the
-// rules, which still run one event at a time in log_seq order; the result
-// and the first error are those of a plain loop over Step.
+// The payload hashes Step checks, and the rule output of every event whose
+// rules do not read its trace's earlier events, are computed on every core
+// ahead of the sequential steps, which still check and apply one event at a
+// time in log_seq order; the result and the first error are those of a
+// plain loop over Step.
 func (m *Memory) Project(events []*event.StoredEvent) error {
-	type hashed struct {
-		hash string
-		err  error
-	}
-	hashes := make([]hashed, len(events))
-	run := startChunks(len(events), func(i int) {
-		hashes[i].hash, hashes[i].err = event.PayloadHash(events[i].Payload)
-	})
+	pre := make([]early, len(events))
+	set := m.proj.set
+	run := startChunks(len(events), func(i int) { computeEarly(&pre[i], events[i], set) })
 	defer run.stop()
 	for i, ev := range events {
 		run.wait(i)
 		if ev.LogSeq <= m.cursor {
 			return fmt.Errorf("event %s has log_seq %d, not after the cursor %d: give events in log_seq order", ev.EventID, ev.LogSeq, m.cursor)
 		}
-		ch, err := m.proj.stepHashed(ev, m.traces.events, hashes[i].hash, hashes[i].err)
+		e := &pre[i]
+		ch, err := m.proj.stepHashed(ev, m.traces.events, e.hash, e.hashErr, e)
+		*e = early{}
 		if err != nil {
 			return err
 		}

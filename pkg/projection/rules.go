@@ -82,13 +82,37 @@ func (p *Projector) SetNext(traceID string, next int64) { p.next[traceID] = next
 // log_seq order. On error the projector's state is unchanged.
 func (p *Projector) Step(ev *event.StoredEvent, traceEvents TraceEvents) (Changes, error) {
 	hash, err := event.PayloadHash(ev.Payload)
-	return p.stepHashed(ev, traceEvents, hash, err)
+	return p.stepHashed(ev, traceEvents, hash, err, nil)
+}
+
+// early is what can be worked out for one event before the events ahead
+// of it are projected: its payload hash and, for an event whose rules do
+// not read the trace's earlier events (all but TraceFinished), its rule
+// output. Memory.Project computes it on every core; stepHashed only uses
+// it in the order and at the point a plain Step would compute it.
+type early struct {
+	hash    string
+	hashErr error
+	ruled   bool // ch and err are rules' answer
+	ch      Changes
+	err     error
+}
+
+// computeEarly fills e for ev under the projection set set.
+func computeEarly(e *early, ev *event.StoredEvent, set Set) {
+	e.hash, e.hashErr = event.PayloadHash(ev.Payload)
+	if ev.EventType != event.TypeTraceFinished {
+		// rules calls traceEvents only for a TraceFinished.
+		e.ch, e.err = rules(ev, set, nil)
+		e.ruled = true
+	}
 }
 
 // stepHashed is Step given the result of event.PayloadHash(ev.Payload),
 // computed beforehand (Memory.Project hashes a run of events on every core
-// ahead of the sequential rules).
-func (p *Projector) stepHashed(ev *event.StoredEvent, traceEvents TraceEvents, hash string, err error) (Changes, error) {
+// ahead of the sequential rules), and, when pre is not nil and ruled,
+// rules' answer for ev, also computed beforehand.
+func (p *Projector) stepHashed(ev *event.StoredEvent, traceEvents TraceEvents, hash string, err error, pre *early) (Changes, error) {
 	fail := func(code event.Code, format string, args ...any) (Changes, error) {
 		return Changes{}, &StepError{EventID: ev.EventID, LogSeq: ev.LogSeq, TraceID: ev.TraceID,
 			Err: &event.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
@@ -103,7 +127,12 @@ func (p *Projector) stepHashed(ev *event.StoredEvent, traceEvents TraceEvents, h
 	if ev.TraceSeq != expected {
 		return fail(event.CodeEventSequenceInvalid, "trace_seq %d, expected %d", ev.TraceSeq, expected)
 	}
-	ch, err := rules(ev, p.set, traceEvents)
+	var ch Changes
+	if pre != nil && pre.ruled {
+		ch, err = pre.ch, pre.err
+	} else {
+		ch, err = rules(ev, p.set, traceEvents)
+	}
 	if err != nil {
 		return Changes{}, &StepError{EventID: ev.EventID, LogSeq: ev.LogSeq, TraceID: ev.TraceID, Err: err}
 	}
