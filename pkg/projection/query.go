@@ -23,17 +23,22 @@ func invalidArg(path, format string, args ...any) error {
 	return &event.Error{Code: event.CodeInvalidArgument, Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
+// freshSQL reads, in one round trip, a tenant's head ($1) and the slowest
+// of the named projections' checkpoints ($2).
+const freshSQL = `SELECT
+			(SELECT COALESCE(max(log_seq), 0) FROM dg_event_log WHERE tenant_id = $1),
+			COALESCE((SELECT min(COALESCE(c.last_log_seq, 0)) FROM unnest($2::text[]) AS n(name)
+				LEFT JOIN dg_projection_cursors c ON c.tenant_id = $1 AND c.projection_name = n.name), 0)`
+
 // fresh refuses with DG_ERR_PROJECTION_OUT_OF_DATE when any of the named
 // projections' checkpoints is behind the tenant's head (events spec §13.2).
 func (pg *PG) fresh(ctx context.Context, tenant string, names ...string) error {
-	// One round trip: the tenant's head and the slowest of the checkpoints.
+	return freshResult(pg.pool.QueryRow(ctx, freshSQL, tenant, names), tenant, names)
+}
+
+func freshResult(row pgx.Row, tenant string, names []string) error {
 	var head, cursor int64
-	err := pg.pool.QueryRow(ctx, `SELECT
-			(SELECT COALESCE(max(log_seq), 0) FROM dg_event_log WHERE tenant_id = $1),
-			COALESCE((SELECT min(COALESCE(c.last_log_seq, 0)) FROM unnest($2::text[]) AS n(name)
-				LEFT JOIN dg_projection_cursors c ON c.tenant_id = $1 AND c.projection_name = n.name), 0)`,
-		tenant, names).Scan(&head, &cursor)
-	if err != nil {
+	if err := row.Scan(&head, &cursor); err != nil {
 		return fmt.Errorf("check projection checkpoints of tenant %s: %w", tenant, err)
 	}
 	if cursor < head {
@@ -104,9 +109,6 @@ func (pg *PG) ContextSubgraph(ctx context.Context, tenant string, q SubgraphQuer
 	if q.NodeType == "" || q.NodeID == "" {
 		return nil, invalidArg("node_id", "node_type and node_id are required")
 	}
-	if err := pg.fresh(ctx, tenant, ContextGraph); err != nil {
-		return nil, err
-	}
 	center := q.NodeType + ":" + q.NodeID
 	nodeTypes := map[string]bool{}
 	for _, t := range q.NodeTypes {
@@ -144,6 +146,8 @@ func (pg *PG) ContextSubgraph(ctx context.Context, tenant string, q SubgraphQuer
 					ORDER BY edge_id COLLATE "C" LIMIT $3)) e) d
 			ORDER BY edge_id COLLATE "C" LIMIT $3`
 	var level []Edge
+	// The first chunk goes in one round trip with the freshness check.
+	first := true
 	for depth := 0; len(frontier) > 0 && !truncated && depth < q.MaxDepth; depth++ {
 		var next []string
 		levelCap := q.MaxEdges + 1 // rows of this level that can be processed
@@ -159,18 +163,11 @@ func (pg *PG) ContextSubgraph(ctx context.Context, tenant string, q SubgraphQuer
 			if len(q.EdgeTypes) > 0 {
 				args = append(args, q.EdgeTypes)
 			}
-			rows, err := pg.pool.Query(ctx, levelSQL, args...)
-			if err != nil {
-				return nil, fmt.Errorf("read edges: %w", err)
+			var err error
+			if level, err = pg.readLevel(ctx, tenant, levelSQL, args, first, level[:0]); err != nil {
+				return nil, err
 			}
-			level = level[:0]
-			var e Edge
-			if _, err := pgx.ForEachRow(rows, []any{&e.EdgeID, &e.EdgeType, &e.FromNodeID, &e.ToNodeID, &e.TraceID, &e.LogSeq, &e.CreatedAt}, func() error {
-				level = append(level, e)
-				return nil
-			}); err != nil {
-				return nil, fmt.Errorf("read edges: %w", err)
-			}
+			first = false
 			sort.Slice(level, func(i, j int) bool { return level[i].EdgeID < level[j].EdgeID })
 			read += len(level)
 			for _, e := range level {
@@ -210,6 +207,11 @@ func (pg *PG) ContextSubgraph(ctx context.Context, tenant string, q SubgraphQuer
 		}
 		frontier = next
 	}
+	if first { // max_depth 0: no level was read
+		if err := pg.fresh(ctx, tenant, ContextGraph); err != nil {
+			return nil, err
+		}
+	}
 	rows, err := pg.pool.Query(ctx, `SELECT node_id, node_type, trace_id, log_seq, created_at FROM dg_cg_nodes
 		WHERE tenant_id = $1 AND node_id = ANY($2)`, tenant, order)
 	if err != nil {
@@ -229,6 +231,46 @@ func (pg *PG) ContextSubgraph(ctx context.Context, tenant string, q SubgraphQuer
 	sort.Slice(out.Nodes, func(i, j int) bool { return out.Nodes[i].NodeID < out.Nodes[j].NodeID })
 	sort.Slice(out.Edges, func(i, j int) bool { return out.Edges[i].EdgeID < out.Edges[j].EdgeID })
 	return out, nil
+}
+
+// readLevel appends to dst the edges of one chunk of a subgraph level.
+// With fresh set the freshness check of the context graph goes first in
+// the same round trip, and its refusal wins over the rows.
+func (pg *PG) readLevel(ctx context.Context, tenant, sqlText string, args []any, fresh bool, dst []Edge) ([]Edge, error) {
+	var rows pgx.Rows
+	var br pgx.BatchResults
+	if fresh {
+		b := &pgx.Batch{}
+		b.Queue(freshSQL, tenant, []string{ContextGraph})
+		b.Queue(sqlText, args...)
+		br = pg.pool.SendBatch(ctx, b)
+		defer br.Close()
+		if err := freshResult(br.QueryRow(), tenant, []string{ContextGraph}); err != nil {
+			return nil, err
+		}
+		var err error
+		if rows, err = br.Query(); err != nil {
+			return nil, fmt.Errorf("read edges: %w", err)
+		}
+	} else {
+		var err error
+		if rows, err = pg.pool.Query(ctx, sqlText, args...); err != nil {
+			return nil, fmt.Errorf("read edges: %w", err)
+		}
+	}
+	var e Edge
+	if _, err := pgx.ForEachRow(rows, []any{&e.EdgeID, &e.EdgeType, &e.FromNodeID, &e.ToNodeID, &e.TraceID, &e.LogSeq, &e.CreatedAt}, func() error {
+		dst = append(dst, e)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read edges: %w", err)
+	}
+	if br != nil {
+		if err := br.Close(); err != nil {
+			return nil, fmt.Errorf("read edges: %w", err)
+		}
+	}
+	return dst, nil
 }
 
 // EdgeCursor continues a list of a node's edges.
