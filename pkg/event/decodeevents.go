@@ -91,6 +91,10 @@ func decodeEventsSplit(data []byte) (out []Envelope, err error, ok bool) {
 		return nil, nil, false
 	}
 
+	// One immutable copy of the input: the decoded strings without escapes
+	// are substrings of it rather than one allocation each. (The decoded
+	// envelopes keep the copy alive as long as any of those strings is.)
+	src := string(data)
 	out = make([]Envelope, len(elems))
 	errs := make([]*Error, len(elems))
 	const chunk = 128
@@ -111,6 +115,7 @@ func decodeEventsSplit(data []byte) (out []Envelope, err error, ok bool) {
 				}
 				for i := c * chunk; i < min((c+1)*chunk, len(elems)); i++ {
 					ep.data, ep.i = data[elems[i][0]:elems[i][1]], 0
+					ep.src = src[elems[i][0]:elems[i][1]]
 					v, ok := ep.envelopeValue(depth)
 					if !ok || ep.i != len(ep.data) {
 						bad.Store(true)

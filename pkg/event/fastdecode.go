@@ -47,6 +47,10 @@ type fastParser struct {
 	buf  []byte // unescaping scratch
 	// cache interns short strings (see intern).
 	cache [251]string
+	// src, when not "", holds the same bytes as data: strings without
+	// escapes (and number literals) are then substrings of it instead of
+	// copies, so the values share src's memory (DecodeEvents).
+	src string
 }
 
 // Strings up to these lengths are interned.
@@ -146,6 +150,9 @@ func (p *fastParser) number() (any, bool) {
 		}
 	}
 	p.i = i
+	if p.src != "" {
+		return json.Number(p.src[start:i]), true
+	}
 	return json.Number(p.intern(d[start:i], maxInternLen)), true
 }
 
@@ -252,6 +259,9 @@ func (p *fastParser) str(internLen int) (string, bool) {
 		c := d[i]
 		if c == '"' {
 			p.i = i + 1
+			if p.src != "" {
+				return p.src[start:i], true
+			}
 			return p.intern(d[start:i], internLen), true
 		}
 		if c == '\\' {
