@@ -55,6 +55,12 @@ func ValidateAndHash(env *Envelope, opts Options) (string, *Error) {
 // payload (CanonicalJSON), whose SHA-256 is the payload hash; storage can
 // keep these bytes as the payload text without encoding it again.
 func ValidateCanonical(env *Envelope, opts Options) ([]byte, *Error) {
+	return ValidateCanonicalAppend(make([]byte, 0, 512), env, opts)
+}
+
+// ValidateCanonicalAppend is ValidateCanonical appending the canonical JSON
+// to dst (which it may reuse), for callers that keep a scratch buffer.
+func ValidateCanonicalAppend(dst []byte, env *Envelope, opts Options) ([]byte, *Error) {
 	if env == nil {
 		return nil, newError(CodeInvalidArgument, "$", "no event given")
 	}
@@ -65,7 +71,7 @@ func ValidateCanonical(env *Envelope, opts Options) ([]byte, *Error) {
 		return nil, err
 	}
 	// Canonicalise now: "not JSON" is step 2, a float is step 5.
-	canon, cerr := appendCanonicalDoc(make([]byte, 0, 512), env.Payload)
+	canon, cerr := appendCanonicalDoc(dst[:0], env.Payload)
 	if cerr != nil {
 		cerr.Path = "$.payload" + strings.TrimPrefix(cerr.Path, "$")
 		if cerr.Code != CodeSchemaViolation {

@@ -196,6 +196,10 @@ func (m *MemLog) AppendAll(tenant string, envs []event.Envelope, onEach func(i i
 	var wg sync.WaitGroup
 	work := func() {
 		defer wg.Done()
+		// The canonical payload text is only needed here (to re-read a
+		// payload that is not canonically shaped), so each worker writes
+		// it into one reused buffer.
+		scratch := make([]byte, 0, 4096)
 		for !stop.Load() {
 			c := int(next.Add(1) - 1)
 			if c >= chunks {
@@ -203,7 +207,7 @@ func (m *MemLog) AppendAll(tenant string, envs []event.Envelope, onEach func(i i
 			}
 			for i := c * chunk; i < min((c+1)*chunk, len(envs)); i++ {
 				r := &res[i]
-				r.p, r.err = prepareAt(tenant, &envs[i], m.opts, base+int64(i)+1)
+				r.p, r.err = prepareAt(tenant, &envs[i], m.opts, base+int64(i)+1, scratch)
 				if r.err != nil {
 					continue
 				}
@@ -214,6 +218,10 @@ func (m *MemLog) AppendAll(tenant string, envs []event.Envelope, onEach func(i i
 				} else {
 					r.payload = payload
 				}
+				// DecodePayload copies what it keeps, so the buffer is
+				// free again (and kept if it grew).
+				scratch = r.p.payloadJSON[:0]
+				r.p.payloadJSON = nil
 			}
 			close(done[c])
 		}

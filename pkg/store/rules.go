@@ -75,6 +75,13 @@ const MaxTenantIDBytes = 200
 // prepare runs the validation of events spec §5.1 and computes the stored
 // payload text and hash. It never looks at the log.
 func prepare(tenant string, env *event.Envelope, opts event.Options) (*prepared, error) {
+	return prepareBuf(tenant, env, opts, nil)
+}
+
+// prepareBuf is prepare with the canonical payload written into scratch
+// (reused; nil to allocate): payloadJSON then aliases it, so the caller
+// must be done with it before reusing scratch.
+func prepareBuf(tenant string, env *event.Envelope, opts event.Options, scratch []byte) (*prepared, error) {
 	if err := checkTenant(tenant); err != nil {
 		return nil, err
 	}
@@ -91,7 +98,10 @@ func prepare(tenant string, env *event.Envelope, opts event.Options) (*prepared,
 	}
 	// ValidateCanonical canonicalises the payload once for validation,
 	// storage and the hash.
-	canon, verr := event.ValidateCanonical(env, opts)
+	if scratch == nil {
+		scratch = make([]byte, 0, 512)
+	}
+	canon, verr := event.ValidateCanonicalAppend(scratch, env, opts)
 	if verr != nil {
 		return nil, verr
 	}
@@ -117,8 +127,8 @@ func prepare(tenant string, env *event.Envelope, opts event.Options) (*prepared,
 // covers but log_seq is known before the log is looked at), so the
 // appender does not have to when the guess is right. An event hash that
 // cannot be computed is left to accept, which reports the error.
-func prepareAt(tenant string, env *event.Envelope, opts event.Options, seq int64) (*prepared, error) {
-	p, err := prepare(tenant, env, opts)
+func prepareAt(tenant string, env *event.Envelope, opts event.Options, seq int64, scratch []byte) (*prepared, error) {
+	p, err := prepareBuf(tenant, env, opts, scratch)
 	if err != nil {
 		return nil, err
 	}
