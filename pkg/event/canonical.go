@@ -148,12 +148,36 @@ func (c *canonicalizer) append(b []byte, v any, depth int) ([]byte, *Error) {
 		for k, v := range x {
 			c.members = append(c.members, kv{k, v})
 		}
-		b, err := c.appendMembers(b, c.members[mark:], depth)
-		// No defer (it would not be open-coded here): the members are
-		// dropped on every way out of appendMembers.
-		clear(c.members[mark:])
-		c.members = c.members[:mark]
-		return b, err
+		members := c.members[mark:]
+		sortMembers(members)
+		// No defer (it would not be open-coded here): dropMembers runs on
+		// every way out.
+		b = append(b, '{')
+		for i, mb := range members {
+			k := mb.k
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err *Error
+			if b, err = appendCanonicalString(b, k); err != nil {
+				c.dropMembers(mark)
+				err.Path = keySegment(k) + err.Path
+				err.Message = "object key: " + err.Message
+				return nil, err
+			}
+			b = append(b, ':')
+			saved := c.float
+			if b, err = c.append(b, mb.v, depth+1); err != nil {
+				c.dropMembers(mark)
+				err.Path = keySegment(k) + err.Path
+				return nil, err
+			}
+			if saved == nil && c.float != nil {
+				c.float.Path = keySegment(k) + c.float.Path
+			}
+		}
+		c.dropMembers(mark)
+		return append(b, '}'), nil
 	case []any:
 		if depth >= MaxDepth {
 			return nil, depthError()
@@ -248,32 +272,10 @@ func depthError() *Error {
 // appendNumber writes an integer literal canonically; a float literal is
 // noted (see canonicalizer) and anything that is not a JSON number is an
 // invalid argument.
-// appendMembers sorts one object's members and appends the object.
-func (c *canonicalizer) appendMembers(b []byte, members []kv, depth int) ([]byte, *Error) {
-	sortMembers(members)
-	b = append(b, '{')
-	for i, mb := range members {
-		k := mb.k
-		if i > 0 {
-			b = append(b, ',')
-		}
-		var err *Error
-		if b, err = appendCanonicalString(b, k); err != nil {
-			err.Path = keySegment(k) + err.Path
-			err.Message = "object key: " + err.Message
-			return nil, err
-		}
-		b = append(b, ':')
-		saved := c.float
-		if b, err = c.append(b, mb.v, depth+1); err != nil {
-			err.Path = keySegment(k) + err.Path
-			return nil, err
-		}
-		if saved == nil && c.float != nil {
-			c.float.Path = keySegment(k) + c.float.Path
-		}
-	}
-	return append(b, '}'), nil
+// dropMembers clears and pops the member stack down to mark.
+func (c *canonicalizer) dropMembers(mark int) {
+	clear(c.members[mark:])
+	c.members = c.members[:mark]
 }
 
 func (c *canonicalizer) appendNumber(b []byte, lit string) ([]byte, *Error) {
