@@ -140,7 +140,8 @@ func (t *Tables) graphDigest() string {
 	edgeCmp := func(a, b Edge) int { return strings.Compare(a.EdgeID, b.EdgeID) }
 	mid := len(t.Edges) / 2
 	lo, hi := t.Edges[:mid], t.Edges[mid:]
-	var nodesJSON, hiJSON []byte
+	var nodesJSON []byte
+	var hiJSON [][]byte // rendered in 64 KiB pieces: no regrowing
 	hiSorted := make(chan struct{})
 	merged := make(chan struct{})
 	done := make(chan struct{})
@@ -158,12 +159,18 @@ func (t *Tables) graphDigest() string {
 		}
 		nodesJSON = b
 		<-merged
-		b = make([]byte, 0, (len(t.Edges)-mid)*200)
+		b = make([]byte, 0, 64<<10)
 		for i := mid; i < len(t.Edges); i++ {
-			b = append(b, ',')
+			if i > 0 {
+				b = append(b, ',')
+			}
 			b = AppendEdgeJSON(b, &t.Edges[i])
+			if len(b) >= 60<<10 {
+				hiJSON = append(hiJSON, b)
+				b = make([]byte, 0, 64<<10)
+			}
 		}
-		hiJSON = b
+		hiJSON = append(hiJSON, b)
 	}()
 	slices.SortFunc(lo, edgeCmp)
 	<-hiSorted
@@ -181,10 +188,9 @@ func (t *Tables) graphDigest() string {
 	s.h.Write(s.buf)
 	s.buf = s.buf[:0]
 	<-done
-	if mid == 0 && len(hiJSON) > 0 {
-		hiJSON = hiJSON[1:] // no edge before the first: no comma
+	for _, b := range hiJSON {
+		s.h.Write(b)
 	}
-	s.h.Write(hiJSON)
 	s.buf = append(s.buf, `],"nodes":[`...)
 	s.h.Write(s.buf)
 	s.buf = s.buf[:0]
