@@ -21,8 +21,10 @@ func newBenchAPICmd(a *app) *cobra.Command {
 		Use:   "api",
 		Short: "HTTP API trace-read and append latency and throughput, against the in-process store path",
 		Long: `api creates a scratch database on the server named by --database-url (or
-DATABASE_URL; the role needs CREATEDB), migrates it, appends one trace of
---trace-events events and catches the projections up. It then serves the API
+DATABASE_URL; the role needs CREATEDB), migrates it, appends --read-traces
+traces (64) of --trace-events events (100) and catches the projections up.
+Read rounds spread their requests over those traces, so concurrent requests
+rarely read the same one (--read-traces 1 measures a single hot trace). It then serves the API
 on a loopback port and, from each number of concurrent clients, measures in
 the same run:
 
@@ -79,7 +81,7 @@ benchmark could not run.`,
 			if a.jsonOutput() {
 				return writeJSON(a.stdout, map[string]any{"report": rep, "host_cpus": runtime.NumCPU(), "host_load_before": loadBefore, "host_load_after": loadAfter})
 			}
-			fmt.Fprintf(a.stdout, "host: %d CPUs, load average %s before, %s after; trace of %d events\n", runtime.NumCPU(), loadBefore, loadAfter, rep.TraceEvents)
+			fmt.Fprintf(a.stdout, "host: %d CPUs, load average %s before, %s after; reads spread over %d traces of %d events\n", runtime.NumCPU(), loadBefore, loadAfter, rep.ReadTraces, rep.TraceEvents)
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "clients\tpath\tHTTP req/s\tp50 ms\tp99 ms\terrors\tin-process ops/s\tp50 ms\tp99 ms\tHTTP/in-process\t")
 			for _, r := range rep.Rows {
@@ -118,7 +120,8 @@ benchmark could not run.`,
 	f.StringVar(&clients, "clients", "1,32,128", "comma-separated numbers of concurrent clients")
 	f.IntVar(&o.Reads, "reads", 20000, "trace reads per client count (HTTP and in-process each)")
 	f.IntVar(&o.Appends, "appends", 20000, "events appended per client count (HTTP and in-process each)")
-	f.IntVar(&o.TraceEvents, "trace-events", 100, "events in the trace that is read")
+	f.IntVar(&o.TraceEvents, "trace-events", 100, "events in each trace that is read")
+	f.IntVar(&o.ReadTraces, "read-traces", 64, "traces the read rounds spread over (1: every request reads the same hot trace)")
 	f.BoolVar(&keep, "keep", false, "keep the scratch database")
 	f.Int64Var(&o.TraceCacheBytes, "trace-cache-bytes", server.DefaultTraceCacheBytes, "trace cache of the warm read rounds (negative: no warm rounds)")
 	return cmd

@@ -24,7 +24,12 @@ type APIBenchOptions struct {
 	Clients     []int // concurrent clients per round (1, 32, 128)
 	Reads       int   // trace reads per round
 	Appends     int   // events appended per round (whole traces of eight)
-	TraceEvents int   // events in the trace that is read (100)
+	TraceEvents int   // events in each trace that is read (100)
+	// ReadTraces is how many such traces the read rounds spread over
+	// (default 64): request n of client c reads trace (c*31+n) mod
+	// ReadTraces, so concurrent requests rarely ask for the same trace.
+	// 1 reads a single hot trace.
+	ReadTraces int
 	// Progress, when set, is told which round starts.
 	Progress func(path string, clients int)
 	// ReadsOnly skips the in-process read baselines and the append rounds
@@ -59,7 +64,8 @@ type APIBenchRow struct {
 	ReadHTTP     *APIBenchRun `json:"read_http"`
 	ReadHTTPWarm *APIBenchRun `json:"read_http_warm,omitempty"`
 	// WarmValidations is validation statements per warm read: concurrent
-	// reads of the one benchmark trace share them (1 without sharing).
+	// reads of one trace share them (1 without sharing; near 1 when the
+	// reads spread over many traces).
 	WarmValidations float64 `json:"read_http_warm_validations_per_read,omitempty"`
 	// ReadStore is the in-process baseline of earlier runs:
 	// store.TraceEvents plus event.EncodeStoredEvent of every event (no
@@ -77,6 +83,7 @@ type APIBenchRow struct {
 // APIBenchReport is the result of RunAPIBench.
 type APIBenchReport struct {
 	TraceEvents int           `json:"trace_events"`
+	ReadTraces  int           `json:"read_traces"`
 	Rows        []APIBenchRow `json:"rows"`
 }
 
@@ -92,12 +99,25 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	if o.TraceEvents < 2 {
 		o.TraceEvents = 100
 	}
-	traceID := "bench-read-trace"
-	for i := 0; i < o.TraceEvents; i++ {
-		if _, err := st.Append(ctx, benchTenant, benchReadEnvelope(traceID, i, o.TraceEvents)); err != nil {
-			return nil, fmt.Errorf("bench: seed the read trace (event %d): %w", i, err)
+	if o.ReadTraces < 1 {
+		o.ReadTraces = 64
+	}
+	traceIDs := make([]string, o.ReadTraces)
+	for t := range traceIDs {
+		traceIDs[t] = fmt.Sprintf("bench-read-trace-%04d", t)
+		envs := make([]*event.Envelope, o.TraceEvents)
+		for i := range envs {
+			envs[i] = benchReadEnvelope(traceIDs[t], i, o.TraceEvents)
+		}
+		_, errs := st.AppendMany(ctx, benchTenant, envs)
+		for i, err := range errs {
+			if err != nil {
+				return nil, fmt.Errorf("bench: seed read trace %s (event %d): %w", traceIDs[t], i, err)
+			}
 		}
 	}
+	// pick is the trace of client cl's request n.
+	pick := func(cl, n int) string { return traceIDs[(cl*31+n)%len(traceIDs)] }
 	pg := projection.NewPG(st, 0)
 	for _, name := range projection.Names() {
 		c, err := pg.NewCatcher(benchTenant, name)
@@ -158,17 +178,19 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		bodyBufs[i] = make([]byte, 128<<10)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: maxClients * 2, MaxIdleConnsPerHost: maxClients * 2, IdleConnTimeout: time.Minute}}
-	rep := &APIBenchReport{TraceEvents: o.TraceEvents}
+	rep := &APIBenchReport{TraceEvents: o.TraceEvents, ReadTraces: o.ReadTraces}
 	for _, c := range o.Clients {
 		row := APIBenchRow{Clients: c}
 		readRound := func(base string) *APIBenchRun {
-			return benchRound(c, o.Reads, func(cl, _ int) error {
-				return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(traceID), bodyBufs[cl])
+			return benchRound(c, o.Reads, func(cl, n int) error {
+				return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(pick(cl, n)), bodyBufs[cl])
 			})
 		}
 		if o.ReadsOnly {
 			if o.Warm && warmBase != "" {
-				_ = benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID), bodyBufs[0])
+				for _, id := range traceIDs {
+					_ = benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(id), bodyBufs[0])
+				}
 				progress(o, "read-warm", c)
 				row.ReadHTTPWarm, row.WarmValidations = warmRound(readRound, warmBase, warmCfg)
 			} else {
@@ -181,19 +203,21 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		progress(o, "read", c)
 		row.ReadHTTP = readRound(base)
 		if warmBase != "" {
-			if err := benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(traceID), bodyBufs[0]); err != nil {
-				return nil, fmt.Errorf("bench: warm the trace cache: %w", err)
+			for _, id := range traceIDs {
+				if err := benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(id), bodyBufs[0]); err != nil {
+					return nil, fmt.Errorf("bench: warm the trace cache: %w", err)
+				}
 			}
 			progress(o, "read-warm", c)
 			row.ReadHTTPWarm, row.WarmValidations = warmRound(readRound, warmBase, warmCfg)
 		}
 		progress(o, "read-in-process-raw", c)
-		row.ReadStoreRaw = benchRound(c, o.Reads, func(int, int) error {
-			return benchRawRead(ctx, st, traceID)
+		row.ReadStoreRaw = benchRound(c, o.Reads, func(cl, n int) error {
+			return benchRawRead(ctx, st, pick(cl, n))
 		})
 		progress(o, "read-in-process", c)
-		row.ReadStore = benchRound(c, o.Reads, func(int, int) error {
-			evs, err := st.TraceEvents(ctx, benchTenant, traceID, -1, store.MaxQueryLimit)
+		row.ReadStore = benchRound(c, o.Reads, func(cl, n int) error {
+			evs, err := st.TraceEvents(ctx, benchTenant, pick(cl, n), -1, store.MaxQueryLimit)
 			if err != nil {
 				return err
 			}

@@ -18,7 +18,7 @@ func TestAPIBenchSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{1, 4}, Reads: 40, Appends: 64, TraceEvents: 100})
+	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{1, 4}, Reads: 40, Appends: 64, TraceEvents: 100, ReadTraces: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
