@@ -138,6 +138,12 @@ type Memory struct {
 	rows   *MemStore
 	traces traceMemory
 	cursor int64
+	// ownLog is set when every event projected comes from a MemLog
+	// private to this Memory's user (DigestOffline), which computed each
+	// PayloadHash a moment before from the canonical text of the payload
+	// it stores (that payload, or that text read back): the payload hash
+	// is then not computed a second time.
+	ownLog bool
 }
 
 // NewMemory returns an empty in-memory projection of all three projections.
@@ -166,8 +172,8 @@ func newMemoryFor(n int) *Memory {
 // plain loop over Step.
 func (m *Memory) Project(events []*event.StoredEvent) error {
 	pre := make([]early, len(events))
-	set := m.proj.set
-	run := startChunks(len(events), func(i int) { computeEarly(&pre[i], events[i], set) })
+	set, own := m.proj.set, m.ownLog
+	run := startChunks(len(events), func(i int) { computeEarly(&pre[i], events[i], set, own) })
 	defer run.stop()
 	for i, ev := range events {
 		run.wait(i)

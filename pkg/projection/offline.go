@@ -54,6 +54,9 @@ func DigestOffline(tenant string, files []EventFile, opts event.Options) (*Offli
 	// is refused, that error is the answer, as when projecting after all
 	// appends.
 	m := newMemoryFor(total)
+	// The log is private to this call and made its payload hashes from
+	// the payloads it stores: projecting it does not hash them again.
+	m.ownLog = true
 	batches := make(chan []*event.StoredEvent, 64)
 	projected := make(chan error, 1)
 	go func() {

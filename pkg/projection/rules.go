@@ -98,9 +98,14 @@ type early struct {
 	err     error
 }
 
-// computeEarly fills e for ev under the projection set set.
-func computeEarly(e *early, ev *event.StoredEvent, set Set) {
-	e.hash, e.hashErr = event.PayloadHash(ev.Payload)
+// computeEarly fills e for ev under the projection set set. With ownLog
+// (see Memory.ownLog) the stored payload hash is taken as computed.
+func computeEarly(e *early, ev *event.StoredEvent, set Set, ownLog bool) {
+	if ownLog {
+		e.hash = ev.PayloadHash
+	} else {
+		e.hash, e.hashErr = event.PayloadHash(ev.Payload)
+	}
 	if ev.EventType != event.TypeTraceFinished {
 		// rules calls traceEvents only for a TraceFinished.
 		e.ch, e.err = rules(ev, set, nil)
