@@ -91,10 +91,6 @@ func decodeEventsSplit(data []byte) (out []Envelope, err error, ok bool) {
 		return nil, nil, false
 	}
 
-	// One immutable copy of the input: the decoded strings without escapes
-	// are substrings of it rather than one allocation each. (The decoded
-	// envelopes keep the copy alive as long as any of those strings is.)
-	src := string(data)
 	out = make([]Envelope, len(elems))
 	errs := make([]*Error, len(elems))
 	const chunk = 128
@@ -113,9 +109,16 @@ func decodeEventsSplit(data []byte) (out []Envelope, err error, ok bool) {
 				if c >= chunks {
 					return
 				}
-				for i := c * chunk; i < min((c+1)*chunk, len(elems)); i++ {
+				first, end := c*chunk, min((c+1)*chunk, len(elems))
+				// One immutable copy of the chunk's input: its decoded
+				// strings without escapes are substrings of it rather than
+				// one allocation each. (The decoded envelopes keep the copy
+				// alive as long as any of those strings is.)
+				base := elems[first][0]
+				src := string(data[base:elems[end-1][1]])
+				for i := first; i < end; i++ {
 					ep.data, ep.i = data[elems[i][0]:elems[i][1]], 0
-					ep.src = src[elems[i][0]:elems[i][1]]
+					ep.src = src[elems[i][0]-base : elems[i][1]-base]
 					v, ok := ep.envelopeValue(depth)
 					if !ok || ep.i != len(ep.data) {
 						bad.Store(true)
