@@ -191,7 +191,12 @@ func TestRebuildWhileLive(t *testing.T) {
 		}
 	}
 	<-done
-	waitFor(t, "caught up", func() bool { return caughtUp(t, rt.PG(), "a") })
+	for deadline := time.Now().Add(60 * time.Second); !caughtUp(t, rt.PG(), "a"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			st, _ := rt.PG().Status(ctxT(t), "a")
+			t.Fatalf("timed out waiting for caught up:\nstatus %+v\nworkers %+v", st, rt.Workers())
+		}
+	}
 	want := projectMemory(t, appendAll(t, "a", envs), "a").Digests()
 	if got, _ := rt.PG().LiveDigests(ctxT(t), "a"); got != want {
 		t.Errorf("after rebuilds while live: %+v, want %+v", got, want)
