@@ -21,8 +21,9 @@ type RuntimeOptions struct {
 	Poll      time.Duration // fallback poll interval (1s)
 	RetryBase time.Duration // first retry delay after a recoverable error (250ms), doubling
 	// MaxRetries is how many recoverable failures in a row are retried on
-	// a timer (5); after that, and at once for a bad event, a worker waits
-	// for the next commit or NOTIFY.
+	// a doubling timer (5); after that a recoverable failure is retried
+	// every maxRecoverableDelay, and a bad event at once waits for the
+	// next commit or NOTIFY.
 	MaxRetries int
 	// DigestEvery is the least time between two digest refreshes of a
 	// tenant that has new rows (10s). Negative disables refreshes.
@@ -51,6 +52,10 @@ func (o RuntimeOptions) withDefaults() RuntimeOptions {
 	}
 	return o
 }
+
+// maxRecoverableDelay is the retry interval of a worker whose recoverable
+// failures outlasted MaxRetries.
+const maxRecoverableDelay = 5 * time.Second
 
 // Worker states.
 const (
@@ -428,11 +433,17 @@ func (r *Runtime) run(ctx context.Context, w *worker) {
 		}
 		r.opts.Logger.Warn("projection worker failed", "tenant", w.tenant, "projection", w.name, "retry", retries, "err", err)
 		state := StateFailed
-		if recoverable && retries <= r.opts.MaxRetries {
+		switch {
+		case recoverable && retries <= r.opts.MaxRetries:
 			state = StateRetrying
 			resetTimer(timer, r.opts.RetryBase<<(retries-1))
-		} else {
-			// Terminal: wait for the next commit or NOTIFY, no timer.
+		case recoverable:
+			// Still a database problem (a lock conflict, a restart): keep
+			// trying every maxRecoverableDelay, as no commit may come to
+			// wake the worker.
+			resetTimer(timer, maxRecoverableDelay)
+		default:
+			// A bad event: wait for the next commit or NOTIFY, no timer.
 			stopTimer(timer)
 		}
 		w.set(func(s *WorkerStatus) {
