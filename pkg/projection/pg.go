@@ -34,7 +34,6 @@ type PG struct {
 	pool      *pgxpool.Pool
 	batchSize int
 	parts     partitions
-	reads     sharedReads
 	indexMu   sync.Mutex
 	indexDefs map[string][]indexDef // live table -> its index definitions
 }
@@ -205,10 +204,9 @@ func (c *Catcher) batch(ctx context.Context, until int64) (int, int64, error) {
 		}
 	}
 	size := c.size
-	// Each catcher reads the log itself. (Sharing reads between a tenant's
-	// catchers, sharedReads, left a worker idle behind the head in a
-	// loaded run of TestRebuildWhileLive; it stays off until that is
-	// understood.)
+	// Each catcher reads the log itself: sharing one read between a
+	// tenant's catchers left a worker idle behind the head in loaded runs
+	// of TestRebuildWhileLive (see docs/decisions.md).
 	evs, verified, err := c.pg.readEvents(ctx, c.tenant, cursor, size)
 	if err != nil {
 		return 0, 0, err
@@ -411,147 +409,6 @@ func (pg *PG) readEvents(ctx context.Context, tenant string, after int64, n int)
 		evs[i] = &c.evs[i]
 	}
 	return evs, c.verified[:c.errAt], nil
-}
-
-// sharedReads lets the catchers of one tenant's projections share their
-// reads of the log: after a burst the three workers usually stand at the
-// same checkpoint and would otherwise each read and decode the same
-// events. Decoded events are only read by the rules, never changed.
-//
-// A read that returned as many events as it asked for is a prefix of the
-// log after its start (the log is append-only and log_seq commit-ordered),
-// so any catcher may use it. A read that ended at the head of the log is
-// only used by catch-ups that began before the read started: a catch-up
-// woken by a commit must see that commit's events.
-type sharedReads struct {
-	mu      sync.Mutex
-	tick    uint64
-	entries map[string][]*readEntry // tenant -> recent reads, oldest first
-}
-
-type readEntry struct {
-	after  int64
-	n      int
-	ticket uint64 // when the read started
-	done   chan struct{}
-	takers Set // projections that used it
-
-	evs      []*event.StoredEvent
-	verified []bool
-	full     bool // the read returned n events
-	err      error
-}
-
-// maxSharedReads bounds the reads kept per tenant.
-const maxSharedReads = 4
-
-// ticket returns a number larger than every ticket of reads already started.
-func (s *sharedReads) ticket() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tick++
-	return s.tick
-}
-
-// read returns up to n events of tenant after log_seq after for the
-// projections in set, from a shared read when one fits (see sharedReads),
-// and whether the read hit its limit (more events may follow).
-func (s *sharedReads) read(ctx context.Context, pg *PG, tenant string, set Set, after int64, n int, since uint64) ([]*event.StoredEvent, []bool, bool, error) {
-	s.mu.Lock()
-	if s.entries == nil {
-		s.entries = map[string][]*readEntry{}
-	}
-	var e *readEntry
-	for {
-		var pending *readEntry
-		for _, c := range s.entries[tenant] {
-			if c.after != after || c.takers&set != 0 {
-				continue
-			}
-			if c.ticket > since {
-				e = c
-				break
-			}
-			select {
-			case <-c.done:
-				if c.err == nil && c.full {
-					e = c
-				}
-			default:
-				if pending == nil {
-					pending = c
-				}
-			}
-			if e != nil {
-				break
-			}
-		}
-		if e != nil || pending == nil {
-			break
-		}
-		// A read that started before this catch-up is still running: wait
-		// for it, as it is usable if it comes back full.
-		s.mu.Unlock()
-		select {
-		case <-pending.done:
-		case <-ctx.Done():
-			return nil, nil, false, ctx.Err()
-		}
-		s.mu.Lock()
-	}
-	if e == nil {
-		s.tick++
-		e = &readEntry{after: after, n: n, ticket: s.tick, done: make(chan struct{})}
-		list := append(s.entries[tenant], e)
-		if len(list) > maxSharedReads {
-			list = list[len(list)-maxSharedReads:]
-		}
-		s.entries[tenant] = list
-		s.mu.Unlock()
-		e.evs, e.verified, e.err = pg.readEvents(ctx, tenant, after, n)
-		e.full = e.err == nil && len(e.evs) == n
-		close(e.done)
-		s.mu.Lock()
-	}
-	e.takers |= set
-	if e.takers == SetAll {
-		s.drop(tenant, e)
-	}
-	s.mu.Unlock()
-	select {
-	case <-e.done:
-	case <-ctx.Done():
-		return nil, nil, false, ctx.Err()
-	}
-	if e.err != nil {
-		if errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded) {
-			s.mu.Lock()
-			s.drop(tenant, e)
-			s.mu.Unlock()
-		}
-		return nil, nil, false, e.err
-	}
-	evs, verified, full := e.evs, e.verified, e.full
-	if len(evs) > n {
-		evs, verified, full = evs[:n], verified[:n], true
-	}
-	return evs, verified, full, nil
-}
-
-// drop forgets a read; s.mu must be held.
-func (s *sharedReads) drop(tenant string, e *readEntry) {
-	list := s.entries[tenant]
-	for i, c := range list {
-		if c == e {
-			list = append(list[:i:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(s.entries, tenant)
-	} else {
-		s.entries[tenant] = list
-	}
 }
 
 // unknownTraces lists the traces of evs whose next trace_seq the projector
