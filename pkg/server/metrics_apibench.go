@@ -63,10 +63,13 @@ type APIBenchRow struct {
 	// cache, warmed by one read before the round.
 	ReadHTTP     *APIBenchRun `json:"read_http"`
 	ReadHTTPWarm *APIBenchRun `json:"read_http_warm,omitempty"`
-	// WarmValidations is validation statements per warm read: concurrent
-	// reads of one trace share them (1 without sharing; near 1 when the
-	// reads spread over many traces).
-	WarmValidations float64 `json:"read_http_warm_validations_per_read,omitempty"`
+	// WarmValidations is per-trace validation statements per warm read
+	// (concurrent reads of one trace share them), WarmMarkChecks tenant
+	// mark statements per warm read (concurrent reads of the tenant share
+	// them; an unchanged mark confirms a cached trace without a per-trace
+	// statement).
+	WarmValidations float64 `json:"read_http_warm_validations_per_read"`
+	WarmMarkChecks  float64 `json:"read_http_warm_mark_checks_per_read"`
 	// ReadStore is the in-process baseline of earlier runs:
 	// store.TraceEvents plus event.EncodeStoredEvent of every event (no
 	// summary). ReadStoreRaw is the in-process fast path: the one-statement
@@ -192,7 +195,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 					_ = benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(id), bodyBufs[0])
 				}
 				progress(o, "read-warm", c)
-				row.ReadHTTPWarm, row.WarmValidations = warmRound(readRound, warmBase, warmCfg)
+				row.ReadHTTPWarm, row.WarmValidations, row.WarmMarkChecks = warmRound(readRound, warmBase, warmCfg)
 			} else {
 				progress(o, "read", c)
 				row.ReadHTTP = readRound(base)
@@ -209,7 +212,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 				}
 			}
 			progress(o, "read-warm", c)
-			row.ReadHTTPWarm, row.WarmValidations = warmRound(readRound, warmBase, warmCfg)
+			row.ReadHTTPWarm, row.WarmValidations, row.WarmMarkChecks = warmRound(readRound, warmBase, warmCfg)
 		}
 		progress(o, "read-in-process-raw", c)
 		row.ReadStoreRaw = benchRound(c, o.Reads, func(cl, n int) error {
@@ -258,11 +261,14 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	return rep, nil
 }
 
-// warmRound runs a warm read round and counts its validation statements.
-func warmRound(round func(string) *APIBenchRun, base string, cfg *APIConfig) (*APIBenchRun, float64) {
-	before := cfg.TraceCacheStats().Validations
+// warmRound runs a warm read round and counts its per-trace validation
+// and tenant mark statements per read.
+func warmRound(round func(string) *APIBenchRun, base string, cfg *APIConfig) (*APIBenchRun, float64, float64) {
+	before := cfg.TraceCacheStats()
 	run := round(base)
-	return run, ratio(float64(cfg.TraceCacheStats().Validations-before), float64(run.Ops))
+	after := cfg.TraceCacheStats()
+	return run, ratio(float64(after.Validations-before.Validations), float64(run.Ops)),
+		ratio(float64(after.MarkChecks-before.MarkChecks), float64(run.Ops))
 }
 
 func progress(o APIBenchOptions, path string, c int) {

@@ -32,9 +32,10 @@ func TestAPIBenchSmall(t *testing.T) {
 				t.Errorf("%d clients, %s: %+v", r.Clients, name, run)
 			}
 		}
-		// Every warm read is validated by a statement (its own or shared).
-		if r.WarmValidations <= 0 || r.WarmValidations > 1 {
-			t.Errorf("%d clients: %.3f validation statements per warm read", r.Clients, r.WarmValidations)
+		// Every warm read is validated by a statement (its own or shared,
+		// per-trace or tenant mark), and without appends by at most one.
+		if st := r.WarmValidations + r.WarmMarkChecks; st <= 0 || st > 1 {
+			t.Errorf("%d clients: %.3f per-trace and %.3f tenant mark statements per warm read", r.Clients, r.WarmValidations, r.WarmMarkChecks)
 		}
 	}
 }
@@ -97,5 +98,6 @@ func benchReadHTTP(b *testing.B, warm bool) {
 	b.ReportMetric(run.P99Ms, "http-p99-ms")
 	if warm {
 		b.ReportMetric(rep.Rows[0].WarmValidations, "validations/read")
+		b.ReportMetric(rep.Rows[0].WarmMarkChecks, "mark-checks/read")
 	}
 }

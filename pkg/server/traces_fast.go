@@ -36,6 +36,7 @@ type rawTraceLog interface {
 		meta func(*store.RawTraceMeta) error, fn func(*store.RawEvent) error) error
 	ReadTraceTail(ctx context.Context, tenant, traceID, projection string,
 		fn func(*store.RawTraceMeta, *store.RawTraceTail) error) error
+	ReadTenantMark(ctx context.Context, tenant, projection string) (store.TenantMark, error)
 }
 
 // errTraceFallback stops a raw read whose answer the decoding path must give.
@@ -177,28 +178,47 @@ func (a *api) serveTraceWithSummaryRaw(w http.ResponseWriter, r *http.Request, p
 // serveTraceCached answers from the cached rendering e when the trace
 // still ends with e's last event. handled: the response is written;
 // fallback: the decoding path must answer; neither: a miss, read the trace.
-// The validation statement may be shared with concurrent reads of the
-// same trace that arrived no later than the statement started
-// (traces_tail.go).
+// When e holds a tenant mark, an unchanged mark confirms e on its own
+// (traces_cache.go). Both statements may be shared with concurrent reads
+// that arrived no later than the statement started (traces_tail.go).
 func (a *api) serveTraceCached(w http.ResponseWriter, r *http.Request, p *Principal, traceID, key string,
 	raw rawTraceLog, tel *Telemetry, e *traceCacheEntry, bp *[]byte) (handled, fallback bool) {
 	cache := a.cfg.traceCache
 	ctx, end := traceSpan(r.Context(), tel, p.Tenant)
-	res := cache.tails.do(ctx, key, func(ctx context.Context) tailResult {
+	if e.hasMark && cache.markWorthChecking(p.Tenant, e.mark) {
+		mark, err := cache.marks.do(ctx, p.Tenant, func(ctx context.Context) (store.TenantMark, error) {
+			return raw.ReadTenantMark(ctx, p.Tenant, projection.TraceSummary)
+		})
+		// A failure is counted and left to the per-trace statement to
+		// report.
+		if err != nil {
+			cache.markErrs.Add(1)
+		} else {
+			cache.noteMark(p.Tenant, mark)
+			if mark == e.mark && mark.Checkpoint >= mark.Head {
+				end(nil)
+				cache.hits.Add(1)
+				cache.markHits.Add(1)
+				a.writeCachedTrace(w, r, e, e.sum1, e.sum2, bp)
+				return true, false
+			}
+		}
+	}
+	res, err := cache.tails.do(ctx, key, func(ctx context.Context) (tailResult, error) {
 		var out tailResult
-		out.err = raw.ReadTraceTail(ctx, p.Tenant, traceID, projection.TraceSummary, func(m *store.RawTraceMeta, tail *store.RawTraceTail) error {
+		err := raw.ReadTraceTail(ctx, p.Tenant, traceID, projection.TraceSummary, func(m *store.RawTraceMeta, tail *store.RawTraceTail) error {
 			if m.Checkpoint < m.Head || !m.HasSummary {
 				out.fallback = true
 				return nil
 			}
 			out.tail = *tail
 			out.tail.ChainHash = bytes.Clone(tail.ChainHash)
+			out.mark = m.Mark
 			out.sum1, out.sum2 = appendRawSummary(nil, &m.Summary)
 			return nil
 		})
-		return out
+		return out, err
 	})
-	err := res.err
 	switch {
 	case err != nil:
 	case res.fallback:
@@ -210,10 +230,11 @@ func (a *api) serveTraceCached(w http.ResponseWriter, r *http.Request, p *Princi
 	switch {
 	case err == nil:
 		cache.hits.Add(1)
-		b := append((*bp)[:0], traceBodyStart...)
-		b = append(b, e.events...)
-		b = appendSummaryTail(b, res.sum1, res.sum2, e.system, e.hasSys)
-		*bp = a.finishTraceBody(w, r, b)
+		cache.noteMark(p.Tenant, res.mark)
+		if !e.hasMark || e.mark != res.mark {
+			cache.put(key, e.withMark(&res))
+		}
+		a.writeCachedTrace(w, r, e, res.sum1, res.sum2, bp)
 		return true, false
 	case errors.Is(err, errTraceCacheMiss):
 		cache.misses.Add(1)
@@ -223,6 +244,14 @@ func (a *api) serveTraceCached(w http.ResponseWriter, r *http.Request, p *Princi
 	}
 	a.writeFailure(w, r, err)
 	return true, false
+}
+
+// writeCachedTrace writes e's events with the summary sum1, sum2.
+func (a *api) writeCachedTrace(w http.ResponseWriter, r *http.Request, e *traceCacheEntry, sum1, sum2 []byte, bp *[]byte) {
+	b := append((*bp)[:0], traceBodyStart...)
+	b = append(b, e.events...)
+	b = appendSummaryTail(b, sum1, sum2, e.system, e.hasSys)
+	*bp = a.finishTraceBody(w, r, b)
 }
 
 // appendSummaryTail closes the events array and writes the summary, its

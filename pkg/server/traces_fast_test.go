@@ -464,3 +464,117 @@ func TestTraceCacheConcurrentAppends(t *testing.T) {
 		t.Errorf("the cache was not exercised: %+v", cs)
 	}
 }
+
+// TestTraceCacheTenantMark follows the trace cache's tenant marks: a read
+// whose entry's mark is still the tenant's is answered without a per-trace
+// statement; an append to the tenant by another process, a catch-up or a
+// rebuild of the projection changes the mark and sends reads back to the
+// per-trace statement. Every body equals the decoding path's.
+func TestTraceCacheTenantMark(t *testing.T) {
+	ctx := context.Background()
+	base := newAPIEnv(t, nil)
+	st := base.store
+	pg := projection.NewPG(st, 0)
+	cfg := &server.APIConfig{Log: st, Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
+		TraceSummaryPG: pg, TraceCacheBytes: 1 << 20}
+	srv := server.New(server.Config{Env: "dev", API: cfg, Logger: discardLogger()})
+	cached := &apiEnv{t: t, store: st, srv: srv, h: srv.Handler(), logs: base.logs}
+	decCfg := &server.APIConfig{Log: decodingLog{st}, Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
+		TraceSummary: server.TraceSummaryFrom(pg)}
+	decSrv := server.New(server.Config{Env: "dev", API: decCfg, Logger: discardLogger()})
+	decoding := &apiEnv{t: t, store: st, srv: decSrv, h: decSrv.Handler(), logs: base.logs}
+
+	r := rand.New(rand.NewPCG(3, 9))
+	ids := []string{newTraceID("mark-a"), newTraceID("mark-b"), newTraceID("mark-c")}
+	for _, id := range ids {
+		for _, env := range fastTraceEvents(r, id, 4, false) {
+			if _, err := st.Append(ctx, tenantA, env); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	catchUp := func() {
+		t.Helper()
+		for _, name := range projection.Names() {
+			c, err := pg.NewCatcher(tenantA, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.CatchUp(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	catchUp()
+	n := 0
+	read := func(id string) {
+		t.Helper()
+		n++
+		rq := req{method: "GET", path: "/api/v1/traces/" + url.PathEscape(id), token: readerToken, tenant: tenantA,
+			headers: map[string]string{"x-request-id": fmt.Sprintf("mark-%d", n)}}
+		a, b := cached.do(rq), decoding.do(rq)
+		if a.Code != 200 || b.Code != 200 || !bytes.Equal(a.Body.Bytes(), b.Body.Bytes()) {
+			t.Fatalf("read %d of %s: cached %d, decoding %d: %s", n, id, a.Code, b.Code, firstDiff(a.Body.Bytes(), b.Body.Bytes()))
+		}
+	}
+	// round reads every trace once and returns how the cache answered.
+	round := func() (hits, markHits, perTrace, misses int64) {
+		t.Helper()
+		before := cfg.TraceCacheStats()
+		for _, id := range ids {
+			read(id)
+		}
+		after := cfg.TraceCacheStats()
+		return after.Hits - before.Hits, after.MarkHits - before.MarkHits, after.Validations - before.Validations, after.Misses - before.Misses
+	}
+	expect := func(label string, hits, markHits, perTrace, misses int64) {
+		t.Helper()
+		h, mh, pt, m := round()
+		if h != hits || mh != markHits || pt != perTrace || m != misses {
+			t.Errorf("%s: %d hits (%d by mark), %d per-trace statements, %d misses; want %d (%d), %d, %d (%+v)",
+				label, h, mh, pt, m, hits, markHits, perTrace, misses, cfg.TraceCacheStats())
+		}
+	}
+	expect("filling", 0, 0, 0, 0)
+	expect("first cached read: per-trace statement", 3, 0, 3, 0)
+	expect("by mark", 3, 3, 0, 0)
+	expect("by mark again", 3, 3, 0, 0)
+
+	// Another dg process appends to the second trace; the projection is
+	// behind until it catches up (the decoding path answers 409 then).
+	other, err := store.New(ctx, st.Pool(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ev := fastTraceEvents(r, ids[1], 2, false)[2]
+	ev.TraceSeq = int64(len(mustTrace(t, st, ids[1])))
+	ev.EventID += "-other"
+	ev.IdempotencyKey += "-other"
+	if _, err := other.Append(ctx, tenantA, ev); err != nil {
+		t.Fatal(err)
+	}
+	rq := req{method: "GET", path: "/api/v1/traces/" + url.PathEscape(ids[0]), token: readerToken, tenant: tenantA}
+	if a := cached.do(rq); a.Code != 409 {
+		t.Fatalf("projection behind: %d %s", a.Code, a.Body)
+	}
+	catchUp()
+	// The first read sees the new mark and goes per-trace (its trace is
+	// unchanged: a hit); so do the others, their entries' marks being
+	// older than the tenant's latest; the changed trace is a miss.
+	expect("after another process's append", 2, 0, 3, 1)
+	// The re-rendered entry has no mark yet: one per-trace statement.
+	expect("marks renewed", 3, 2, 1, 0)
+	expect("by mark after the append", 3, 3, 0, 0)
+
+	// A rebuild rewrites the projection's rows and cursor: same head, new
+	// mark.
+	if _, err := pg.Rebuild(ctx, projection.RebuildOptions{Tenant: tenantA}); err != nil {
+		t.Fatal(err)
+	}
+	expect("after a rebuild", 3, 0, 3, 0)
+	expect("by mark after the rebuild", 3, 3, 0, 0)
+	if cs := cfg.TraceCacheStats(); cs.MarkFailures != 0 {
+		t.Errorf("tenant mark statements failed: %+v", cs)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/decisiongraph/dg/pkg/event"
@@ -50,6 +51,8 @@ type RawTraceMeta struct {
 	Head, Checkpoint int64
 	HasSummary       bool
 	Summary          RawTraceSummary
+	// Mark is the tenant's mark in the same snapshot (ReadTraceTail only).
+	Mark TenantMark
 }
 
 // ErrRawUnsupported is returned by the raw trace reads when the driver did
@@ -330,17 +333,103 @@ type RawTraceTail struct {
 	ChainHash  []byte
 }
 
+// TenantMark identifies, at one snapshot, a tenant's log and one
+// projection's state: the tenant's last event (log_seq, recorded_at and
+// chain_hash, which covers every earlier event of the tenant) and the
+// projection's cursor row (its checkpoint and the time it was last
+// written, and the transaction that wrote it: every catch-up batch and
+// every rebuild rewrites it with the projection's rows). Two
+// marks of one tenant and projection are equal only when nothing was
+// appended to the tenant and the projection's rows of the tenant were not
+// rewritten in between, short of someone editing those tables by hand.
+// Marks are comparable with ==.
+type TenantMark struct {
+	Head           int64  // log_seq of the tenant's last event (0: none)
+	HeadRecordedAt int64  // its recorded_at, Unix microseconds
+	HeadChain      string // its chain_hash
+	Checkpoint     int64  // the projection's checkpoint (0: none)
+	CheckpointAt   int64  // the cursor row's updated_at, Unix microseconds (0: none)
+	CheckpointXmin int64  // the transaction that wrote the cursor row (0: none)
+}
+
+// tenantHeadJoin is the tenant's last event and the projection's cursor
+// row ($1 tenant, $3 projection), each NULL when there is none. The head is
+// written as ORDER BY log_seq DESC LIMIT 1 for the reason given above
+// rawTraceWithSummarySQL.
+const tenantHeadJoin = `(SELECT 1) one
+		LEFT JOIN LATERAL (SELECT h.log_seq, h.recorded_at, h.chain_hash FROM dg_event_log h
+			WHERE h.tenant_id = $1 ORDER BY h.log_seq DESC LIMIT 1) h ON true
+		LEFT JOIN LATERAL (SELECT c.last_log_seq, c.updated_at, c.xmin::text::bigint AS xmin FROM dg_projection_cursors c
+			WHERE c.tenant_id = $1 AND c.projection_name = $3) c ON true`
+
 // rawTraceTailSQL is the meta row of rawTraceWithSummarySQL plus the
-// trace's last event, in one statement.
-const rawTraceTailSQL = `SELECT m.head, m.cp,
+// trace's last event and the tenant's mark, in one statement.
+const rawTraceTailSQL = `SELECT COALESCE(h.log_seq, 0), COALESCE(c.last_log_seq, 0),
 		s.trace_id, s.workflow, s.title, s.primary_entity_type, s.primary_entity_id, s.outcome,
 		s.started_at, s.finished_at, s.event_count, s.last_log_seq,
-		l.trace_seq, l.log_seq, l.recorded_at, l.chain_hash
-	FROM (SELECT COALESCE((SELECT log_seq FROM dg_event_log WHERE tenant_id = $1 ORDER BY log_seq DESC LIMIT 1), 0) AS head,
-			COALESCE((SELECT last_log_seq FROM dg_projection_cursors WHERE tenant_id = $1 AND projection_name = $3), 0) AS cp) m
+		l.trace_seq, l.log_seq, l.recorded_at, l.chain_hash,
+		h.recorded_at, h.chain_hash, c.updated_at, c.xmin
+	FROM ` + tenantHeadJoin + `
 		LEFT JOIN dg_trace_summary s ON s.tenant_id = $1 AND s.trace_id = $2
 		LEFT JOIN LATERAL (SELECT e.trace_seq, e.log_seq, e.recorded_at, e.chain_hash FROM dg_event_log e
 			WHERE e.tenant_id = $1 AND e.trace_id = $2 ORDER BY e.trace_seq DESC LIMIT 1) l ON true`
+
+// tenantMarkSQL is the tenant's mark alone ($1 tenant, $2 projection).
+var tenantMarkSQL = `SELECT COALESCE(h.log_seq, 0), h.recorded_at, h.chain_hash, COALESCE(c.last_log_seq, 0), c.updated_at, c.xmin
+	FROM ` + strings.ReplaceAll(tenantHeadJoin, "$3", "$2")
+
+// ReadTenantMark reads the tenant's mark for one projection.
+func (s *Store) ReadTenantMark(ctx context.Context, tenant, projection string) (TenantMark, error) {
+	var m TenantMark
+	rows, err := s.pool.Query(ctx, tenantMarkSQL, binaryResults, tenant, projection)
+	if err != nil {
+		return m, fmt.Errorf("read the head of tenant %s: %w", tenant, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return m, fmt.Errorf("read the head of tenant %s: %w", tenant, err)
+		}
+		return m, ErrRawUnsupported
+	}
+	fds, vals := rows.FieldDescriptions(), rows.RawValues()
+	if len(vals) != 6 {
+		return m, ErrRawUnsupported
+	}
+	var ok1, ok2 bool
+	m.Head, ok1 = rawInt(fds[0], vals[0])
+	m.Checkpoint, ok2 = rawInt(fds[3], vals[3])
+	if !ok1 || !ok2 || !rawMarkTimes(fds, vals, 1, 2, 4, &m) {
+		return m, ErrRawUnsupported
+	}
+	rows.Close()
+	return m, rows.Err()
+}
+
+// rawMarkTimes fills m's head recorded_at and chain hash and the cursor's
+// updated_at and xmin from columns at, chain, cpAt and cpAt+1 (NULL when
+// there is no event or no cursor row).
+func rawMarkTimes(fds []pgconn.FieldDescription, vals [][]byte, at, chain, cpAt int, m *TenantMark) bool {
+	if vals[at] != nil {
+		t, ok := rawTime(fds[at], vals[at])
+		if !ok || vals[chain] == nil {
+			return false
+		}
+		m.HeadRecordedAt, m.HeadChain = t.UnixMicro(), string(vals[chain])
+	}
+	if vals[cpAt] != nil {
+		t, ok := rawTime(fds[cpAt], vals[cpAt])
+		if !ok {
+			return false
+		}
+		x, ok := rawInt(fds[cpAt+1], vals[cpAt+1])
+		if !ok {
+			return false
+		}
+		m.CheckpointAt, m.CheckpointXmin = t.UnixMicro(), x
+	}
+	return true
+}
 
 // ReadTraceTail reads, in one statement, what ReadTraceRawWithSummary's
 // meta callback gets plus the trace's last event, and calls fn with them.
@@ -358,12 +447,16 @@ func (s *Store) ReadTraceTail(ctx context.Context, tenant, traceID, projection s
 		return ErrRawUnsupported
 	}
 	fds, vals := rows.FieldDescriptions(), rows.RawValues()
-	if len(vals) != 16 {
+	if len(vals) != 20 {
 		return ErrRawUnsupported
 	}
 	var m RawTraceMeta
 	if err := rawMetaOf(fds, vals, 0, &m); err != nil {
 		return err
+	}
+	m.Mark.Head, m.Mark.Checkpoint = m.Head, m.Checkpoint
+	if !rawMarkTimes(fds, vals, 16, 17, 18, &m.Mark) {
+		return ErrRawUnsupported
 	}
 	var tail RawTraceTail
 	if vals[12] != nil {

@@ -220,6 +220,56 @@ func TestReadTraceTail(t *testing.T) {
 	if _, tail, _ := read("no-such-trace"); tail.Exists {
 		t.Fatalf("unknown trace: %+v", tail)
 	}
+
+	// The tenant's mark: the same from both statements, naming the
+	// tenant's last event; no cursor row yet.
+	mark := func() store.TenantMark {
+		t.Helper()
+		mk, err := st.ReadTenantMark(ctx, "raw-a", "trace_summary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mk
+	}
+	head := appendRawTestTrace(t, st, "raw-a", "trace-raw-5", 1)[0]
+	m1 := mark()
+	mt, _, _ := read("trace-raw-3")
+	if m1 != mt.Mark || m1.Head != head.LogSeq || m1.HeadRecordedAt != head.RecordedAt.UnixMicro() || m1.HeadChain != head.ChainHash ||
+		m1.Checkpoint != 0 || m1.CheckpointAt != 0 || m1.CheckpointXmin != 0 {
+		t.Fatalf("mark %+v, tail's %+v; want the head %+v and no cursor", m1, mt.Mark, head)
+	}
+	if m, err := st.ReadTenantMark(ctx, "no-such-tenant", "trace_summary"); err != nil || m != (store.TenantMark{}) {
+		t.Fatalf("unknown tenant: %+v, %v", m, err)
+	}
+	// A cursor row written twice at the same checkpoint: the mark changes
+	// each time (the row's transaction), and the log's part stays.
+	setCursor := func() store.TenantMark {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `INSERT INTO dg_projection_cursors (tenant_id, projection_name, last_log_seq, updated_at)
+			VALUES ('raw-a', 'trace_summary', $1, now()) ON CONFLICT (tenant_id, projection_name)
+			DO UPDATE SET last_log_seq = EXCLUDED.last_log_seq, updated_at = now()`, head.LogSeq); err != nil {
+			t.Fatal(err)
+		}
+		return mark()
+	}
+	m2 := setCursor()
+	m3 := setCursor()
+	if m2.Checkpoint != head.LogSeq || m2.CheckpointAt == 0 || m2.CheckpointXmin == 0 || m2 == m3 || m2.CheckpointXmin == m3.CheckpointXmin ||
+		m2.Head != m1.Head || m2.HeadChain != m1.HeadChain || m3.Head != m1.Head {
+		t.Fatalf("marks around two cursor writes: %+v, %+v (before %+v)", m2, m3, m1)
+	}
+	if mt, _, _ := read("trace-raw-3"); mt.Mark != m3 {
+		t.Fatalf("tail's mark %+v, want %+v", mt.Mark, m3)
+	}
+	// Another tenant's append leaves it; this tenant's changes it.
+	appendRawTestTrace(t, st, "raw-b", "trace-raw-6", 1)
+	if m := mark(); m != m3 {
+		t.Fatalf("after another tenant's append: %+v, want %+v", m, m3)
+	}
+	next := appendRawTestTrace(t, st, "raw-a", "trace-raw-7", 1)[0]
+	if m := mark(); m.Head != next.LogSeq || m.HeadChain != next.ChainHash || m.Checkpoint != m3.Checkpoint || m.CheckpointXmin != m3.CheckpointXmin {
+		t.Fatalf("after an append: %+v, want the head %+v", m, next)
+	}
 }
 
 // BenchmarkReadTraceTail is the trace cache's per-request validation
