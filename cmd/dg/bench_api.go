@@ -43,6 +43,11 @@ the same run:
                rendering without HTTP or cache;
   append       POST /api/v1/events over HTTP, against store.Append in-process.
 
+The client runs in the same process as the servers, on the same CPUs:
+--client lean (the default) is a minimal keep-alive HTTP/1.1 client, as a
+load generator such as wrk would be; --client net/http is the standard
+library's client, which takes a good share of a small machine's CPU.
+
 It reports requests/s and p50/p99 latency of each, the host's load average
 and the ratio HTTP/in-process, and ends with the targets at 32 and 128
 clients: trace read p99 < 5 ms and >= 5,000 reads/s at 32 clients (cold and
@@ -58,6 +63,9 @@ benchmark could not run.`,
 			}
 			if o.Reads <= 0 || o.Appends <= 0 || o.TraceEvents < 2 {
 				return usageError(fmt.Errorf("--reads and --appends must be positive and --trace-events at least 2"))
+			}
+			if o.Client != server.ClientLean && o.Client != server.ClientNetHTTP {
+				return usageError(fmt.Errorf("--client must be %s or %s, not %q", server.ClientLean, server.ClientNetHTTP, o.Client))
 			}
 			o.Clients = counts
 			o.Progress = func(path string, c int) { a.logger.Info("bench api", "path", path, "clients", c) }
@@ -84,7 +92,7 @@ benchmark could not run.`,
 			if a.jsonOutput() {
 				return writeJSON(a.stdout, map[string]any{"report": rep, "host_cpus": runtime.NumCPU(), "host_load_before": loadBefore, "host_load_after": loadAfter})
 			}
-			fmt.Fprintf(a.stdout, "host: %d CPUs, load average %s before, %s after; reads spread over %d traces of %d events\n", runtime.NumCPU(), loadBefore, loadAfter, rep.ReadTraces, rep.TraceEvents)
+			fmt.Fprintf(a.stdout, "host: %d CPUs, load average %s before, %s after; reads spread over %d traces of %d events; %s client\n", runtime.NumCPU(), loadBefore, loadAfter, rep.ReadTraces, rep.TraceEvents, rep.Client)
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "clients\tpath\tHTTP req/s\tp50 ms\tp99 ms\terrors\tin-process ops/s\tp50 ms\tp99 ms\tHTTP/in-process\t")
 			for _, r := range rep.Rows {
@@ -126,6 +134,7 @@ benchmark could not run.`,
 	f.IntVar(&o.TraceEvents, "trace-events", 100, "events in each trace that is read")
 	f.IntVar(&o.ReadTraces, "read-traces", 64, "traces the read rounds spread over (1: every request reads the same hot trace)")
 	f.BoolVar(&keep, "keep", false, "keep the scratch database")
+	f.StringVar(&o.Client, "client", server.ClientLean, "the benchmark's HTTP client: lean (internal/loadgen, little CPU of its own) or net/http (the standard library's)")
 	f.Int64Var(&o.TraceCacheBytes, "trace-cache-bytes", server.DefaultTraceCacheBytes, "trace cache of the warm read rounds (negative: no warm rounds)")
 	return cmd
 }

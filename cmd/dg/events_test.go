@@ -177,3 +177,31 @@ func TestBenchAppendSmoke(t *testing.T) {
 		t.Fatalf("bench with --clients 0: exit %d", code)
 	}
 }
+
+func TestBenchAPISmoke(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": pgtest.ServerURL(t)}
+	for _, client := range []string{"lean", "net/http"} {
+		code, out, errs := runManifestCmd(t, env, "bench", "api", "--reads", "16", "--appends", "16", "--clients", "2",
+			"--read-traces", "2", "--trace-events", "10", "--client", client, "-o", "json")
+		var rep struct {
+			Report struct {
+				Client string `json:"client"`
+				Rows   []struct {
+					Clients  int `json:"clients"`
+					ReadWarm struct {
+						Ops    int `json:"ops"`
+						Errors int `json:"errors"`
+					} `json:"read_http_warm"`
+				} `json:"rows"`
+			} `json:"report"`
+		}
+		if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Report.Client != client || len(rep.Report.Rows) != 1 ||
+			rep.Report.Rows[0].ReadWarm.Ops != 16 || rep.Report.Rows[0].ReadWarm.Errors != 0 {
+			t.Fatalf("bench api --client %s: exit %d\n%s%s", client, code, out, errs)
+		}
+	}
+	if code, _, _ := runManifestCmd(t, env, "bench", "api", "--client", "curl"); code != exitUsage {
+		t.Fatalf("bench api --client curl: exit %d", code)
+	}
+}

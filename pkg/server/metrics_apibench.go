@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/decisiongraph/dg/internal/loadgen"
 	"github.com/decisiongraph/dg/pkg/auth"
 	"github.com/decisiongraph/dg/pkg/event"
 	"github.com/decisiongraph/dg/pkg/projection"
@@ -42,7 +44,21 @@ type APIBenchOptions struct {
 	// Warm selects the HTTP read rounds of ReadsOnly: false cold (no
 	// trace cache), true warm (trace cache).
 	Warm bool
+	// Client is the benchmark's HTTP client: ClientLean (the default) or
+	// ClientNetHTTP.
+	Client string
 }
+
+// The benchmark's HTTP clients. Both keep one connection per simulated
+// client; they differ in their own CPU cost, which on a small machine
+// competes with the server's.
+const (
+	// ClientLean is internal/loadgen: prebuilt requests, responses read
+	// straight into a per-client buffer, no goroutines per connection.
+	ClientLean = "lean"
+	// ClientNetHTTP is the standard library's http.Client.
+	ClientNetHTTP = "net/http"
+)
 
 // APIBenchRun is one measured round.
 type APIBenchRun struct {
@@ -85,6 +101,7 @@ type APIBenchRow struct {
 
 // APIBenchReport is the result of RunAPIBench.
 type APIBenchReport struct {
+	Client      string        `json:"client"`
 	TraceEvents int           `json:"trace_events"`
 	ReadTraces  int           `json:"read_traces"`
 	Rows        []APIBenchRow `json:"rows"`
@@ -104,6 +121,13 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	}
 	if o.ReadTraces < 1 {
 		o.ReadTraces = 64
+	}
+	switch o.Client {
+	case "":
+		o.Client = ClientLean
+	case ClientLean, ClientNetHTTP:
+	default:
+		return nil, fmt.Errorf("bench: unknown client %q (want %s or %s)", o.Client, ClientLean, ClientNetHTTP)
 	}
 	traceIDs := make([]string, o.ReadTraces)
 	for t := range traceIDs {
@@ -175,24 +199,25 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	for _, c := range o.Clients {
 		maxClients = max(maxClients, c)
 	}
-	// One body buffer per client goroutine (benchDo).
-	bodyBufs := make([][]byte, maxClients)
-	for i := range bodyBufs {
-		bodyBufs[i] = make([]byte, 128<<10)
+	var client benchClient
+	if o.Client == ClientNetHTTP {
+		client = newNetHTTPBenchClient(ctx, maxClients)
+	} else {
+		client = newLeanBenchClient(maxClients)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: maxClients * 2, MaxIdleConnsPerHost: maxClients * 2, IdleConnTimeout: time.Minute}}
-	rep := &APIBenchReport{TraceEvents: o.TraceEvents, ReadTraces: o.ReadTraces}
+	defer client.close()
+	rep := &APIBenchReport{Client: o.Client, TraceEvents: o.TraceEvents, ReadTraces: o.ReadTraces}
 	for _, c := range o.Clients {
 		row := APIBenchRow{Clients: c}
 		readRound := func(base string) *APIBenchRun {
 			return benchRound(c, o.Reads, func(cl, n int) error {
-				return benchGet(ctx, client, base+"/api/v1/traces/"+url.PathEscape(pick(cl, n)), bodyBufs[cl])
+				return client.get(cl, base, "/api/v1/traces/"+url.PathEscape(pick(cl, n)))
 			})
 		}
 		if o.ReadsOnly {
 			if o.Warm && warmBase != "" {
 				for _, id := range traceIDs {
-					_ = benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(id), bodyBufs[0])
+					_ = client.get(0, warmBase, "/api/v1/traces/"+url.PathEscape(id))
 				}
 				progress(o, "read-warm", c)
 				row.ReadHTTPWarm, row.WarmValidations, row.WarmMarkChecks = warmRound(readRound, warmBase, warmCfg)
@@ -207,7 +232,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		row.ReadHTTP = readRound(base)
 		if warmBase != "" {
 			for _, id := range traceIDs {
-				if err := benchGet(ctx, client, warmBase+"/api/v1/traces/"+url.PathEscape(id), bodyBufs[0]); err != nil {
+				if err := client.get(0, warmBase, "/api/v1/traces/"+url.PathEscape(id)); err != nil {
 					return nil, fmt.Errorf("bench: warm the trace cache: %w", err)
 				}
 			}
@@ -249,7 +274,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 			if err != nil {
 				return err
 			}
-			return benchPost(ctx, client, base+"/api/v1/events", body, bodyBufs[client_])
+			return client.post(client_, base, "/api/v1/events", body)
 		})
 		r = round.Add(1)
 		row.AppendStore = benchRound(c, o.Appends, func(client_, n int) error {
@@ -325,29 +350,118 @@ func benchRound(clients, total int, op func(client, n int) error) *APIBenchRun {
 		P50Ms: ms(0.50), P99Ms: ms(0.99), MaxMs: ms(1), Duration: elapsed.Seconds()}
 }
 
-func benchGet(ctx context.Context, c *http.Client, u string, buf []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// benchClient sends the benchmark's requests: get expects 200, post (a
+// JSON body) 201. Client number cl uses its own connection and buffer;
+// base is "http://host:port".
+type benchClient interface {
+	get(cl int, base, target string) error
+	post(cl int, base, target string, body []byte) error
+	close()
+}
+
+// leanBenchClient is internal/loadgen: one connection per client and
+// server, GET requests built once per target.
+type leanBenchClient struct {
+	conns []map[string]*loadgen.Conn // by client, then host
+	gets  []map[string][]byte        // by client, then base+target
+	bufs  [][]byte
+}
+
+func newLeanBenchClient(clients int) *leanBenchClient {
+	c := &leanBenchClient{conns: make([]map[string]*loadgen.Conn, clients), gets: make([]map[string][]byte, clients), bufs: make([][]byte, clients)}
+	for i := range c.conns {
+		c.conns[i], c.gets[i], c.bufs[i] = map[string]*loadgen.Conn{}, map[string][]byte{}, make([]byte, 128<<10)
+	}
+	return c
+}
+
+var benchHeaders = []string{"Authorization: Bearer " + benchToken, "x-tenant-id: " + benchTenant}
+
+func (c *leanBenchClient) do(cl int, base string, req []byte, want int) error {
+	host := strings.TrimPrefix(base, "http://")
+	conn := c.conns[cl][host]
+	if conn == nil {
+		var err error
+		if conn, err = loadgen.Dial(host); err != nil {
+			return err
+		}
+		c.conns[cl][host] = conn
+	}
+	status, body, err := conn.Do(req, c.bufs[cl])
+	c.bufs[cl] = body[:0]
 	if err != nil {
 		return err
 	}
-	return benchDo(c, req, http.StatusOK, buf)
+	if status != want {
+		return fmt.Errorf("status %d: %.200s", status, body)
+	}
+	return nil
 }
 
-func benchPost(ctx context.Context, c *http.Client, u string, body, buf []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+func (c *leanBenchClient) get(cl int, base, target string) error {
+	req, ok := c.gets[cl][base+target]
+	if !ok {
+		req = loadgen.Request(http.MethodGet, strings.TrimPrefix(base, "http://"), target, benchHeaders, nil)
+		c.gets[cl][base+target] = req
+	}
+	return c.do(cl, base, req, http.StatusOK)
+}
+
+func (c *leanBenchClient) post(cl int, base, target string, body []byte) error {
+	req := loadgen.Request(http.MethodPost, strings.TrimPrefix(base, "http://"), target,
+		append(benchHeaders[:len(benchHeaders):len(benchHeaders)], "Content-Type: application/json"), body)
+	return c.do(cl, base, req, http.StatusCreated)
+}
+
+func (c *leanBenchClient) close() {
+	for _, m := range c.conns {
+		for _, conn := range m {
+			conn.Close()
+		}
+	}
+}
+
+// netHTTPBenchClient is the standard library's client.
+type netHTTPBenchClient struct {
+	ctx  context.Context
+	c    *http.Client
+	bufs [][]byte
+}
+
+func newNetHTTPBenchClient(ctx context.Context, clients int) *netHTTPBenchClient {
+	c := &netHTTPBenchClient{ctx: ctx, bufs: make([][]byte, clients),
+		c: &http.Client{Transport: &http.Transport{MaxIdleConns: clients * 2, MaxIdleConnsPerHost: clients * 2, IdleConnTimeout: time.Minute}}}
+	for i := range c.bufs {
+		c.bufs[i] = make([]byte, 128<<10)
+	}
+	return c
+}
+
+func (c *netHTTPBenchClient) get(cl int, base, target string) error {
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodGet, base+target, nil)
+	if err != nil {
+		return err
+	}
+	return c.do(req, http.StatusOK, c.bufs[cl])
+}
+
+func (c *netHTTPBenchClient) post(cl int, base, target string, body []byte) error {
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, base+target, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	return benchDo(c, req, http.StatusCreated, buf)
+	return c.do(req, http.StatusCreated, c.bufs[cl])
 }
 
-// benchDo sends req and reads the body into buf, the calling client's
-// own buffer.
-func benchDo(c *http.Client, req *http.Request, want int, buf []byte) error {
+func (c *netHTTPBenchClient) close() { c.c.CloseIdleConnections() }
+
+// do sends req and reads the body into buf, the calling client's own
+// buffer.
+func (c *netHTTPBenchClient) do(req *http.Request, want int, buf []byte) error {
 	req.Header.Set("Authorization", "Bearer "+benchToken)
 	req.Header.Set("x-tenant-id", benchTenant)
-	resp, err := c.Do(req)
+	resp, err := c.c.Do(req)
 	if err != nil {
 		return err
 	}

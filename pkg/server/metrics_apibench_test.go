@@ -9,18 +9,36 @@ import (
 	"github.com/decisiongraph/dg/pkg/store"
 )
 
-// TestAPIBenchSmall runs the API benchmark with tiny numbers: every
-// round completes without errors and reports its figures.
+// TestAPIBenchSmall runs the API benchmark with tiny numbers, with each
+// client: every round completes without errors and reports its figures.
 func TestAPIBenchSmall(t *testing.T) {
+	for _, client := range []string{server.ClientLean, server.ClientNetHTTP} {
+		t.Run(client, func(t *testing.T) { testAPIBenchSmall(t, client) })
+	}
 	ctx := context.Background()
 	st, err := store.New(ctx, pgtest.New(t), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{1, 4}, Reads: 40, Appends: 64, TraceEvents: 100, ReadTraces: 4})
+	if _, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{1}, Reads: 4, Appends: 8, Client: "curl"}); err == nil {
+		t.Fatal("an unknown client was accepted")
+	}
+}
+
+func testAPIBenchSmall(t *testing.T, client string) {
+	ctx := context.Background()
+	st, err := store.New(ctx, pgtest.New(t), store.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{1, 4}, Reads: 40, Appends: 64, TraceEvents: 100, ReadTraces: 4, Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Client != client {
+		t.Fatalf("report of client %q", rep.Client)
 	}
 	if len(rep.Rows) != 2 {
 		t.Fatalf("rows: %+v", rep.Rows)
