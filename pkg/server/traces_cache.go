@@ -74,6 +74,10 @@ type traceCacheEntry struct {
 	hasMark    bool
 	mark       store.TenantMark
 	sum1, sum2 []byte
+	// body is the whole response up to the request id's value: events
+	// and sum1, sum2 rendered, then `},"request_id":` (events is a part of
+	// it).
+	body []byte
 }
 
 // traceCacheOverhead approximates an entry's memory beyond its events.
@@ -113,6 +117,12 @@ func (c *traceCache) noteMark(tenant string, m store.TenantMark) {
 func (e *traceCacheEntry) withMark(res *tailResult) *traceCacheEntry {
 	n := *e
 	n.hasMark, n.mark, n.sum1, n.sum2 = true, res.mark, res.sum1, res.sum2
+	b := make([]byte, 0, len(traceBodyStart)+len(e.events)+len(res.sum1)+len(res.sum2)+len(e.system)+64)
+	b = append(b, traceBodyStart...)
+	b = append(b, e.events...)
+	n.events = b[len(traceBodyStart):len(b):len(b)]
+	b = appendSummaryTail(b, res.sum1, res.sum2, e.system, e.hasSys)
+	n.body = append(b, `},"request_id":`...)
 	return &n
 }
 

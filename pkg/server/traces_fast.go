@@ -199,7 +199,7 @@ func (a *api) serveTraceCached(w http.ResponseWriter, r *http.Request, p *Princi
 				end(nil)
 				cache.hits.Add(1)
 				cache.markHits.Add(1)
-				a.writeCachedTrace(w, r, e, e.sum1, e.sum2, bp)
+				a.writeMarkedTrace(w, r, e)
 				return true, false
 			}
 		}
@@ -244,6 +244,17 @@ func (a *api) serveTraceCached(w http.ResponseWriter, r *http.Request, p *Princi
 	}
 	a.writeFailure(w, r, err)
 	return true, false
+}
+
+// writeMarkedTrace writes e's whole response from its body, without
+// copying it, as finishTraceBody would write it.
+func (a *api) writeMarkedTrace(w http.ResponseWriter, r *http.Request, e *traceCacheEntry) {
+	var tail [128]byte
+	t := event.AppendJSONString(tail[:0], []byte(requestID(r.Context())))
+	t = append(t, '}', '\n')
+	if err := writeParts(w, r, "application/json; charset=utf-8", e.body, t); err != nil {
+		a.s.log.WarnContext(r.Context(), "write response", "err", err)
+	}
 }
 
 // writeCachedTrace writes e's events with the summary sum1, sum2.

@@ -516,6 +516,9 @@ func TestTraceCacheTenantMark(t *testing.T) {
 		if a.Code != 200 || b.Code != 200 || !bytes.Equal(a.Body.Bytes(), b.Body.Bytes()) {
 			t.Fatalf("read %d of %s: cached %d, decoding %d: %s", n, id, a.Code, b.Code, firstDiff(a.Body.Bytes(), b.Body.Bytes()))
 		}
+		if msg := sameHeadersButLength(a, b); msg != "" {
+			t.Fatalf("read %d of %s: %s", n, id, msg)
+		}
 	}
 	// round reads every trace once and returns how the cache answered.
 	round := func() (hits, markHits, perTrace, misses int64) {
