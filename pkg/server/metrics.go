@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -170,6 +171,62 @@ func (t *Telemetry) RegisterNodeGauges(pool *pgxpool.Pool, activeJobs func() int
 	}, lag, failures, jobs, wfOpen, wfOverdue, wfEscalated)
 	if err != nil {
 		return fmt.Errorf("telemetry: register gauges: %w", err)
+	}
+	return nil
+}
+
+// RegisterTraceCache adds the trace cache's counters (read from stats at
+// each collection): hits (and those confirmed by a tenant mark alone),
+// misses, evictions, the validation statements run, and the entries and
+// bytes held.
+func (t *Telemetry) RegisterTraceCache(stats func() TraceCacheStats) error {
+	if !t.Enabled() {
+		return nil
+	}
+	counter := func(name, desc string) (metric.Int64ObservableCounter, error) {
+		c, err := t.meter.Int64ObservableCounter(metricPrefix+"api.trace_cache."+name, metric.WithDescription(desc))
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: trace cache %s: %w", name, err)
+		}
+		return c, nil
+	}
+	gauge := func(name, desc string) (metric.Int64ObservableGauge, error) {
+		g, err := t.meter.Int64ObservableGauge(metricPrefix+"api.trace_cache."+name, metric.WithDescription(desc))
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: trace cache %s: %w", name, err)
+		}
+		return g, nil
+	}
+	var errs []error
+	must := func(o metric.Int64Observable, err error) metric.Int64Observable {
+		errs = append(errs, err)
+		return o
+	}
+	hits := must(counter("hits", "Trace reads answered from the trace cache."))
+	markHits := must(counter("mark_hits", "Trace cache hits confirmed by the tenant's mark alone, without a per-trace statement."))
+	misses := must(counter("misses", "Trace cache entries found stale and read again."))
+	evicted := must(counter("evicted", "Trace cache entries evicted to stay within the budget."))
+	validations := must(counter("validations", "Per-trace validation statements run for cached traces."))
+	markChecks := must(counter("mark_checks", "Tenant mark statements run for cached traces."))
+	entries := must(gauge("entries", "Traces held in the trace cache."))
+	bytes := must(gauge("bytes", "Approximate bytes held by the trace cache."))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	_, err := t.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := stats()
+		o.ObserveInt64(hits, s.Hits)
+		o.ObserveInt64(markHits, s.MarkHits)
+		o.ObserveInt64(misses, s.Misses)
+		o.ObserveInt64(evicted, s.Evicted)
+		o.ObserveInt64(validations, s.Validations)
+		o.ObserveInt64(markChecks, s.MarkChecks)
+		o.ObserveInt64(entries, int64(s.Entries))
+		o.ObserveInt64(bytes, s.Bytes)
+		return nil
+	}, hits, markHits, misses, evicted, validations, markChecks, entries, bytes)
+	if err != nil {
+		return fmt.Errorf("telemetry: register trace cache metrics: %w", err)
 	}
 	return nil
 }

@@ -34,8 +34,14 @@ func (n *node) startTelemetry(ctx context.Context) (*Telemetry, func(), error) {
 	}, nil
 }
 
-// withTelemetry traces the API's event log calls.
+// withTelemetry traces the API's event log calls and reports its trace
+// cache.
 func (n *node) withTelemetry(cfg *APIConfig, t *Telemetry) *APIConfig {
 	cfg.Log = t.TraceLog(cfg.Log)
+	if cfg.TraceCacheBytes > 0 {
+		if err := t.RegisterTraceCache(cfg.TraceCacheStats); err != nil {
+			n.log.Warn("telemetry: trace cache metrics", "err", err)
+		}
+	}
 	return cfg
 }

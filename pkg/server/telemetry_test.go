@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -215,5 +218,69 @@ func TestTelemetryOff(t *testing.T) {
 	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 404 {
 		t.Fatalf("/metrics with Prometheus off: %d", rec.Code)
+	}
+}
+
+// The trace cache's counters reach /metrics: a fill, a hit confirmed by
+// the per-trace statement and one confirmed by the tenant mark.
+func TestTelemetryTraceCacheMetrics(t *testing.T) {
+	ctx := context.Background()
+	tel, err := server.NewTelemetry(ctx, server.TelemetryConfig{Prometheus: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(ctx)
+	pool := pgtest.New(t)
+	st, err := store.New(ctx, pool, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pg := projection.NewPG(st, 0)
+	id := newTraceID("cache-metrics")
+	for _, env := range fastTraceEvents(rand.New(rand.NewPCG(1, 2)), id, 3, false) {
+		if _, err := st.Append(ctx, tenantA, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range projection.Names() {
+		c, err := pg.NewCatcher(tenantA, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CatchUp(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := &server.APIConfig{Log: tel.TraceLog(st), Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
+		TraceSummaryPG: pg, TraceCacheBytes: 1 << 20}
+	if err := tel.RegisterTraceCache(cfg.TraceCacheStats); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Env: "dev", API: cfg, Telemetry: tel, Logger: slog.New(slog.DiscardHandler)})
+	h := srv.Handler()
+	for i := 0; i < 3; i++ {
+		r := httptest.NewRequest("GET", "/api/v1/traces/"+url.PathEscape(id), nil)
+		r.Header.Set("Authorization", "Bearer "+readerToken)
+		r.Header.Set("x-tenant-id", tenantA)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != 200 {
+			t.Fatalf("read %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	text := rec.Body.String()
+	for name, want := range map[string]string{"hits_total": "2", "mark_hits_total": "1", "validations_total": "1", "mark_checks_total": "1",
+		"misses_total": "0", "entries": "1"} {
+		re := regexp.MustCompile(`(?m)^decision_graph_api_trace_cache_` + name + `(\{[^}]*\})? (\S+)$`)
+		m := re.FindStringSubmatch(text)
+		if m == nil || m[2] != want {
+			t.Errorf("trace cache %s: %v, want %s", name, m, want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", text)
 	}
 }
