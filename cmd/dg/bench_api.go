@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"text/tabwriter"
 
@@ -13,9 +15,10 @@ import (
 
 func newBenchAPICmd(a *app) *cobra.Command {
 	var (
-		o       server.APIBenchOptions
-		clients string
-		keep    bool
+		o         server.APIBenchOptions
+		clients   string
+		keep      bool
+		accessLog string
 	)
 	cmd := &cobra.Command{
 		Use:   "api",
@@ -48,6 +51,9 @@ The client runs in the same process as the servers, on the same CPUs:
 load generator such as wrk would be; --client net/http is the standard
 library's client, which takes a good share of a small machine's CPU.
 
+The servers log as dg up does (one JSON access-log line per request), into
+a temporary file removed at the end (--access-log).
+
 It reports requests/s and p50/p99 latency of each, the host's load average
 and the ratio HTTP/in-process, and ends with the targets at 32 and 128
 clients: trace read p99 < 5 ms and >= 5,000 reads/s at 32 clients (cold and
@@ -63,6 +69,21 @@ benchmark could not run.`,
 			}
 			if o.Reads <= 0 || o.Appends <= 0 || o.TraceEvents < 2 {
 				return usageError(fmt.Errorf("--reads and --appends must be positive and --trace-events at least 2"))
+			}
+			switch accessLog {
+			case "file":
+				f, err := os.CreateTemp("", "dg-bench-api-access-*.log")
+				if err != nil {
+					return fmt.Errorf("bench api: access log file: %w", err)
+				}
+				defer os.Remove(f.Name())
+				defer f.Close()
+				o.AccessLog = f
+			case "discard":
+				o.AccessLog = io.Discard
+			case "off":
+			default:
+				return usageError(fmt.Errorf("--access-log must be file, discard or off, not %q", accessLog))
 			}
 			if o.Client != server.ClientLean && o.Client != server.ClientNetHTTP {
 				return usageError(fmt.Errorf("--client must be %s or %s, not %q", server.ClientLean, server.ClientNetHTTP, o.Client))
@@ -92,7 +113,7 @@ benchmark could not run.`,
 			if a.jsonOutput() {
 				return writeJSON(a.stdout, map[string]any{"report": rep, "host_cpus": runtime.NumCPU(), "host_load_before": loadBefore, "host_load_after": loadAfter})
 			}
-			fmt.Fprintf(a.stdout, "host: %d CPUs, load average %s before, %s after; reads spread over %d traces of %d events; %s client\n", runtime.NumCPU(), loadBefore, loadAfter, rep.ReadTraces, rep.TraceEvents, rep.Client)
+			fmt.Fprintf(a.stdout, "host: %d CPUs, load average %s before, %s after; reads spread over %d traces of %d events; %s client; access log %s\n", runtime.NumCPU(), loadBefore, loadAfter, rep.ReadTraces, rep.TraceEvents, rep.Client, accessLog)
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "clients\tpath\tHTTP req/s\tp50 ms\tp99 ms\terrors\tin-process ops/s\tp50 ms\tp99 ms\tHTTP/in-process\t")
 			for _, r := range rep.Rows {
@@ -134,6 +155,7 @@ benchmark could not run.`,
 	f.IntVar(&o.TraceEvents, "trace-events", 100, "events in each trace that is read")
 	f.IntVar(&o.ReadTraces, "read-traces", 64, "traces the read rounds spread over (1: every request reads the same hot trace)")
 	f.BoolVar(&keep, "keep", false, "keep the scratch database")
+	f.StringVar(&accessLog, "access-log", "file", "the servers' access log: file (JSON lines at INFO written to a temporary file, as dg up writes them to stderr), discard (formatted, not written) or off")
 	f.StringVar(&o.Client, "client", server.ClientLean, "the benchmark's HTTP client: lean (internal/loadgen, little CPU of its own) or net/http (the standard library's)")
 	f.Int64Var(&o.TraceCacheBytes, "trace-cache-bytes", server.DefaultTraceCacheBytes, "trace cache of the warm read rounds (negative: no warm rounds)")
 	return cmd

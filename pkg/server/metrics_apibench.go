@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,6 +48,9 @@ type APIBenchOptions struct {
 	// Client is the benchmark's HTTP client: ClientLean (the default) or
 	// ClientNetHTTP.
 	Client string
+	// AccessLog, when set, receives the servers' logs as dg up writes
+	// them: JSON lines at INFO, one access-log line per request.
+	AccessLog io.Writer
 }
 
 // The benchmark's HTTP clients. Both keep one connection per simulated
@@ -167,7 +171,11 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		if cacheBytes > 0 {
 			warmCfg = cfg
 		}
-		srv := New(Config{API: cfg})
+		var logger *slog.Logger
+		if o.AccessLog != nil {
+			logger = slog.New(slog.NewJSONHandler(o.AccessLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		}
+		srv := New(Config{API: cfg, Logger: logger})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", nil, fmt.Errorf("bench: listen: %w", err)

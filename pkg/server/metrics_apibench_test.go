@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/decisiongraph/dg/internal/pgtest"
@@ -87,7 +89,8 @@ func BenchmarkAPITraceRead32(b *testing.B) {
 // BenchmarkAPITraceReadHTTP32 and BenchmarkAPITraceReadHTTP32Warm are
 // BenchmarkAPITraceRead32's HTTP rounds alone, without (cold) and with
 // (warm) the trace cache, so a CPU profile shows the HTTP read path
-// (server and client) only:
+// (server and client) only. The servers write their access log to a file
+// as dg bench api does by default:
 //
 //	go test -run '^$' -bench 'APITraceReadHTTP32$' -cpuprofile cpu.out ./pkg/server
 func BenchmarkAPITraceReadHTTP32(b *testing.B)     { benchReadHTTP(b, false) }
@@ -100,8 +103,14 @@ func benchReadHTTP(b *testing.B, warm bool) {
 		b.Fatal(err)
 	}
 	defer st.Close()
+	logFile, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logFile.Close()
 	b.ResetTimer()
-	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{32}, Reads: max(b.N, 32), TraceEvents: 100, ReadsOnly: true, Warm: warm})
+	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{32}, Reads: max(b.N, 32), TraceEvents: 100, ReadsOnly: true, Warm: warm,
+		AccessLog: logFile})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -81,7 +81,8 @@ func TestRequestLogCarriesIDs(t *testing.T) {
 			t.Fatalf("log line is not JSON: %q", sc.Text())
 		}
 		if m["msg"] == "request" && m["request_id"] == "log-req-1" {
-			if m["tenant_id"] != tenantA || m["account_id"] != "reader-test" || m["status"] != float64(404) {
+			if _, ok := m["duration_ms"].(float64); !ok || m["tenant_id"] != tenantA || m["account_id"] != "reader-test" || m["status"] != float64(404) ||
+				m["method"] != "GET" || m["path"] != "/api/v1/traces/none" || m["level"] != "INFO" {
 				t.Fatalf("access log line: %v", m)
 			}
 			return
