@@ -95,6 +95,9 @@ type principalKey struct{}
 
 // PrincipalFrom returns the caller of an authenticated API request.
 func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	if st := stateOf(ctx); st != nil && st.principal != nil {
+		return st.principal, true
+	}
 	p, ok := ctx.Value(principalKey{}).(*Principal)
 	return p, ok
 }
@@ -139,7 +142,12 @@ func (a *api) route(method, pattern string, fam family, h apiHandler) {
 		if !a.allow(w, r, fam.scope, p) {
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
+		if st := stateOf(r.Context()); st != nil {
+			st.principal = p
+		} else {
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		}
+		h(w, r, p)
 	})
 }
 
@@ -152,13 +160,20 @@ type logFields struct {
 
 type logFieldsKey struct{}
 
-// withLogFields gives a request a logFields holder (see withRecoverAndLog).
+// withLogFields gives a request a logFields holder (see withRecoverAndLog):
+// the one in its state, or one in a derived context.
 func withLogFields(ctx context.Context) (context.Context, *logFields) {
+	if st := stateOf(ctx); st != nil {
+		return ctx, &st.log
+	}
 	lf := &logFields{}
 	return context.WithValue(ctx, logFieldsKey{}, lf), lf
 }
 
 func logFieldsFrom(ctx context.Context) *logFields {
+	if st := stateOf(ctx); st != nil {
+		return &st.log
+	}
 	lf, _ := ctx.Value(logFieldsKey{}).(*logFields)
 	return lf
 }

@@ -11,14 +11,34 @@ import (
 	"time"
 )
 
-type ctxKey int
+// reqState is what the middleware learns about one request: its id, the
+// access log's tenant and account, the route's path parameters and the
+// authenticated caller. withRequestID stores it in the request's context
+// once and the later layers fill it in, instead of each deriving another
+// context and another copy of the request (five per request before). It
+// is written only by the goroutine serving the request, before the
+// handler that reads it runs.
+type reqState struct {
+	id        string
+	log       logFields
+	params    map[string]string
+	principal *Principal
+}
 
-const requestIDKey ctxKey = iota
+type reqStateKey struct{}
+
+// stateOf returns the request's state (nil outside withRequestID).
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(reqStateKey{}).(*reqState)
+	return st
+}
 
 // requestID returns the id assigned to the request by withRequestID.
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // maxRequestIDLen bounds a client-supplied x-request-id; longer or unsafe
@@ -54,7 +74,7 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("x-request-id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, &reqState{id: id})))
 	})
 }
 
@@ -93,7 +113,9 @@ func (s *Server) withRecoverAndLog(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		ctx, lf := withLogFields(r.Context()) // tenant and account, filled in by API auth
-		r = r.WithContext(ctx)
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

@@ -28,6 +28,9 @@ type paramsKey struct{}
 
 // pathParam returns the decoded value of a {name} segment.
 func pathParam(r *http.Request, name string) string {
+	if st := stateOf(r.Context()); st != nil {
+		return st.params[name]
+	}
 	p, _ := r.Context().Value(paramsKey{}).(map[string]string)
 	return p[name]
 }
@@ -71,7 +74,11 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 			}
-			r = r.WithContext(context.WithValue(r.Context(), paramsKey{}, params))
+			if st := stateOf(r.Context()); st != nil {
+				st.params = params
+			} else {
+				r = r.WithContext(context.WithValue(r.Context(), paramsKey{}, params))
+			}
 		}
 		if !cleanQuery(r) {
 			rt.s.writeError(w, r, http.StatusBadRequest, "invalid_argument", "query parameters must be valid UTF-8 without NUL bytes", nil)
