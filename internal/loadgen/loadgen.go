@@ -25,6 +25,9 @@ import (
 	"time"
 )
 
+// headerBufSize bounds a status or header line (dg's are well under it).
+const headerBufSize = 2 << 10
+
 // Conn is one keep-alive connection. It is not safe for concurrent use.
 type Conn struct {
 	addr string
@@ -48,7 +51,11 @@ func (c *Conn) dial() error {
 	}
 	c.c = nc
 	if c.br == nil {
-		c.br = bufio.NewReaderSize(nc, 16<<10)
+		// Small: the status line and headers fit, and a large body is
+		// then read straight into the caller's buffer instead of through
+		// this one (bufio reads directly when it is empty and the
+		// destination is larger than it).
+		c.br = bufio.NewReaderSize(nc, headerBufSize)
 	} else {
 		c.br.Reset(nc)
 	}

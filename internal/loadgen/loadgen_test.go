@@ -118,3 +118,21 @@ func TestConnRefusesWhatItDoesNotUnderstand(t *testing.T) {
 		})
 	}
 }
+
+// A header line longer than the read buffer is refused, not truncated.
+func TestConnRefusesAHugeHeader(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Huge", strings.Repeat("h", headerBufSize+10))
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, err := Dial(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := c.Do(Request("GET", host, "/", nil, nil), nil); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("error %v, want ErrProtocol", err)
+	}
+}
