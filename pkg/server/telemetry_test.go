@@ -243,15 +243,7 @@ func TestTelemetryTraceCacheMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range projection.Names() {
-		c, err := pg.NewCatcher(tenantA, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CatchUp(ctx, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	catchUpAll(t, pg, tenantA)
 	cfg := &server.APIConfig{Log: tel.TraceLog(st), Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
 		TraceSummaryPG: pg, TraceCacheBytes: 1 << 20}
 	if err := tel.RegisterTraceCache(cfg.TraceCacheStats); err != nil {

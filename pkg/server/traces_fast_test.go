@@ -493,18 +493,7 @@ func TestTraceCacheTenantMark(t *testing.T) {
 			}
 		}
 	}
-	catchUp := func() {
-		t.Helper()
-		for _, name := range projection.Names() {
-			c, err := pg.NewCatcher(tenantA, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.CatchUp(ctx, 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	catchUp := func() { t.Helper(); catchUpAll(t, pg, tenantA) }
 	catchUp()
 	n := 0
 	read := func(id string) {
@@ -579,5 +568,19 @@ func TestTraceCacheTenantMark(t *testing.T) {
 	expect("by mark after the rebuild", 3, 3, 0, 0)
 	if cs := cfg.TraceCacheStats(); cs.MarkFailures != 0 {
 		t.Errorf("tenant mark statements failed: %+v", cs)
+	}
+}
+
+// catchUpAll brings every projection of tenant up to the log's head.
+func catchUpAll(t testing.TB, pg *projection.PG, tenant string) {
+	t.Helper()
+	for _, name := range projection.Names() {
+		c, err := pg.NewCatcher(tenant, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CatchUp(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
