@@ -114,9 +114,15 @@ func (c *traceCache) noteMark(tenant string, m store.TenantMark) {
 
 // withMark returns a copy of e that also holds the mark and summary of the
 // per-trace statement res, which found e's events current.
+// While other traces of the tenant are written to, the mark changes on
+// every read but the summary does not: the rendered body is then shared
+// with e rather than copied again.
 func (e *traceCacheEntry) withMark(res *tailResult) *traceCacheEntry {
 	n := *e
 	n.hasMark, n.mark, n.sum1, n.sum2 = true, res.mark, res.sum1, res.sum2
+	if e.body != nil && bytes.Equal(e.sum1, res.sum1) && bytes.Equal(e.sum2, res.sum2) {
+		return &n // body and events are immutable: shared
+	}
 	b := make([]byte, 0, len(traceBodyStart)+len(e.events)+len(res.sum1)+len(res.sum2)+len(e.system)+64)
 	b = append(b, traceBodyStart...)
 	b = append(b, e.events...)

@@ -368,10 +368,8 @@ func TestTraceCacheConcurrentAppends(t *testing.T) {
 	base := newAPIEnv(t, nil)
 	st := base.store
 	pg := projection.NewPG(st, 0)
-	cfg := &server.APIConfig{Log: st, Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
-		TraceSummaryPG: pg, TraceCacheBytes: 1 << 20}
-	srv := server.New(server.Config{Env: "dev", API: cfg, Logger: discardLogger()})
-	e := &apiEnv{t: t, store: st, srv: srv, h: srv.Handler(), logs: base.logs}
+	cfg := cachedTraceConfig(st, pg)
+	e := base.withConfig(cfg)
 	r := rand.New(rand.NewPCG(5, 6))
 	id := newTraceID("cache-race")
 	for _, env := range fastTraceEvents(r, id, 3, false) {
@@ -475,14 +473,10 @@ func TestTraceCacheTenantMark(t *testing.T) {
 	base := newAPIEnv(t, nil)
 	st := base.store
 	pg := projection.NewPG(st, 0)
-	cfg := &server.APIConfig{Log: st, Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
-		TraceSummaryPG: pg, TraceCacheBytes: 1 << 20}
-	srv := server.New(server.Config{Env: "dev", API: cfg, Logger: discardLogger()})
-	cached := &apiEnv{t: t, store: st, srv: srv, h: srv.Handler(), logs: base.logs}
-	decCfg := &server.APIConfig{Log: decodingLog{st}, Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
-		TraceSummary: server.TraceSummaryFrom(pg)}
-	decSrv := server.New(server.Config{Env: "dev", API: decCfg, Logger: discardLogger()})
-	decoding := &apiEnv{t: t, store: st, srv: decSrv, h: decSrv.Handler(), logs: base.logs}
+	cfg := cachedTraceConfig(st, pg)
+	cached := base.withConfig(cfg)
+	decoding := base.withConfig(&server.APIConfig{Log: decodingLog{st}, Accounts: testAccounts(),
+		RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1}, TraceSummary: server.TraceSummaryFrom(pg)})
 
 	r := rand.New(rand.NewPCG(3, 9))
 	ids := []string{newTraceID("mark-a"), newTraceID("mark-b"), newTraceID("mark-c")}
@@ -583,4 +577,17 @@ func catchUpAll(t testing.TB, pg *projection.PG, tenant string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// cachedTraceConfig is an API on st with the trace cache and the one-statement
+// summary read, and no rate limits.
+func cachedTraceConfig(st *store.Store, pg *projection.PG) *server.APIConfig {
+	return &server.APIConfig{Log: st, Accounts: testAccounts(), RateLimits: server.RateLimits{Read: -1, Write: -1, Admin: -1},
+		TraceSummaryPG: pg, TraceCacheBytes: 1 << 20}
+}
+
+// withConfig is a dev server with cfg on e's store and log buffer.
+func (e *apiEnv) withConfig(cfg *server.APIConfig) *apiEnv {
+	srv := server.New(server.Config{Env: "dev", API: cfg, Logger: discardLogger()})
+	return &apiEnv{t: e.t, store: e.store, srv: srv, h: srv.Handler(), logs: e.logs}
 }
