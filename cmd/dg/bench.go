@@ -159,12 +159,15 @@ func hostLoad() string {
 	return strings.Join(f[:3], " ")
 }
 
-func parseClientCounts(s string) ([]int, error) {
+func parseClientCounts(s string) ([]int, error) { return parseCounts("--clients", s) }
+
+// parseCounts reads flag's comma-separated list of client counts.
+func parseCounts(flag, s string) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(part))
 		if err != nil || n <= 0 || n > 1024 {
-			return nil, fmt.Errorf("--clients must be a comma-separated list of numbers between 1 and 1024, got %q", s)
+			return nil, fmt.Errorf("%s must be a comma-separated list of numbers between 1 and 1024, got %q", flag, s)
 		}
 		out = append(out, n)
 	}

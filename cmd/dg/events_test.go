@@ -183,7 +183,7 @@ func TestBenchAPISmoke(t *testing.T) {
 	env := map[string]string{"DATABASE_URL": pgtest.ServerURL(t)}
 	for _, client := range []string{"lean", "net/http"} {
 		code, out, errs := runManifestCmd(t, env, "bench", "api", "--reads", "16", "--appends", "16", "--clients", "2",
-			"--read-traces", "2", "--trace-events", "10", "--client", client, "-o", "json")
+			"--read-traces", "2", "--trace-events", "10", "--client", client, "--read-rate", "500", "--rate-clients", "2", "-o", "json")
 		var rep struct {
 			Report struct {
 				Client string `json:"client"`
@@ -193,15 +193,22 @@ func TestBenchAPISmoke(t *testing.T) {
 						Ops    int `json:"ops"`
 						Errors int `json:"errors"`
 					} `json:"read_http_warm"`
+					Paced *struct {
+						Ops int `json:"ops"`
+					} `json:"read_http_warm_paced"`
 				} `json:"rows"`
+				ReadRate float64 `json:"read_rate"`
 			} `json:"report"`
 		}
 		if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Report.Client != client || len(rep.Report.Rows) != 1 ||
-			rep.Report.Rows[0].ReadWarm.Ops != 16 || rep.Report.Rows[0].ReadWarm.Errors != 0 {
+			rep.Report.Rows[0].ReadWarm.Ops != 16 || rep.Report.Rows[0].ReadWarm.Errors != 0 ||
+			rep.Report.ReadRate != 500 || rep.Report.Rows[0].Paced == nil || rep.Report.Rows[0].Paced.Ops != 16 {
 			t.Fatalf("bench api --client %s: exit %d\n%s%s", client, code, out, errs)
 		}
 	}
-	if code, _, _ := runManifestCmd(t, env, "bench", "api", "--client", "curl"); code != exitUsage {
-		t.Fatalf("bench api --client curl: exit %d", code)
+	for _, bad := range [][]string{{"--client", "curl"}, {"--read-rate", "-1"}, {"--rate-clients", "0"}} {
+		if code, _, _ := runManifestCmd(t, env, append([]string{"bench", "api"}, bad...)...); code != exitUsage {
+			t.Fatalf("bench api %v: exit %d", bad, code)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,6 +52,17 @@ type APIBenchOptions struct {
 	// AccessLog, when set, receives the servers' logs as dg up writes
 	// them: JSON lines at INFO, one access-log line per request.
 	AccessLog io.Writer
+	// ReadRate, when positive, adds paced read rounds (cold and warm) at
+	// the client counts in RateClients: the clients together send
+	// ReadRate requests per second on a fixed schedule, whatever the
+	// answers' latency, and each latency is measured from the time the
+	// request was due, not from when it was sent, so a stall counts
+	// against every request it delays (an open-loop load as wrk2 makes
+	// it, free of coordinated omission). The unpaced rounds measure the
+	// most the clients get through; the paced ones the latency at a given
+	// load.
+	ReadRate    float64
+	RateClients []int
 }
 
 // The benchmark's HTTP clients. Both keep one connection per simulated
@@ -90,6 +102,10 @@ type APIBenchRow struct {
 	// statement).
 	WarmValidations float64 `json:"read_http_warm_validations_per_read"`
 	WarmMarkChecks  float64 `json:"read_http_warm_mark_checks_per_read"`
+	// ReadHTTPPaced and ReadHTTPWarmPaced are the cold and warm reads at
+	// APIBenchOptions.ReadRate (nil when not run at this client count).
+	ReadHTTPPaced     *APIBenchRun `json:"read_http_paced,omitempty"`
+	ReadHTTPWarmPaced *APIBenchRun `json:"read_http_warm_paced,omitempty"`
 	// ReadStore is the in-process baseline of earlier runs:
 	// store.TraceEvents plus event.EncodeStoredEvent of every event (no
 	// summary). ReadStoreRaw is the in-process fast path: the one-statement
@@ -106,6 +122,7 @@ type APIBenchRow struct {
 // APIBenchReport is the result of RunAPIBench.
 type APIBenchReport struct {
 	Client      string        `json:"client"`
+	ReadRate    float64       `json:"read_rate,omitempty"`
 	TraceEvents int           `json:"trace_events"`
 	ReadTraces  int           `json:"read_traces"`
 	Rows        []APIBenchRow `json:"rows"`
@@ -215,13 +232,18 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 	}
 	defer client.close()
 	rep := &APIBenchReport{Client: o.Client, TraceEvents: o.TraceEvents, ReadTraces: o.ReadTraces}
+	if o.ReadRate > 0 {
+		rep.ReadRate = o.ReadRate
+	}
 	for _, c := range o.Clients {
 		row := APIBenchRow{Clients: c}
-		readRound := func(base string) *APIBenchRun {
-			return benchRound(c, o.Reads, func(cl, n int) error {
+		readRoundAt := func(base string, rate float64) *APIBenchRun {
+			return benchRound(c, o.Reads, rate, func(cl, n int) error {
 				return client.get(cl, base, "/api/v1/traces/"+url.PathEscape(pick(cl, n)))
 			})
 		}
+		readRound := func(base string) *APIBenchRun { return readRoundAt(base, 0) }
+		paced := o.ReadRate > 0 && slices.Contains(o.RateClients, c)
 		if o.ReadsOnly {
 			if o.Warm && warmBase != "" {
 				for _, id := range traceIDs {
@@ -247,12 +269,20 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 			progress(o, "read-warm", c)
 			row.ReadHTTPWarm, row.WarmValidations, row.WarmMarkChecks = warmRound(readRound, warmBase, warmCfg)
 		}
+		if paced {
+			progress(o, "read-paced", c)
+			row.ReadHTTPPaced = readRoundAt(base, o.ReadRate)
+			if warmBase != "" {
+				progress(o, "read-warm-paced", c)
+				row.ReadHTTPWarmPaced = readRoundAt(warmBase, o.ReadRate)
+			}
+		}
 		progress(o, "read-in-process-raw", c)
-		row.ReadStoreRaw = benchRound(c, o.Reads, func(cl, n int) error {
+		row.ReadStoreRaw = benchRound(c, o.Reads, 0, func(cl, n int) error {
 			return benchRawRead(ctx, st, pick(cl, n))
 		})
 		progress(o, "read-in-process", c)
-		row.ReadStore = benchRound(c, o.Reads, func(cl, n int) error {
+		row.ReadStore = benchRound(c, o.Reads, 0, func(cl, n int) error {
 			evs, err := st.TraceEvents(ctx, benchTenant, pick(cl, n), -1, store.MaxQueryLimit)
 			if err != nil {
 				return err
@@ -276,7 +306,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 		c := row.Clients
 		progress(o, "append", c)
 		r := round.Add(1)
-		row.AppendHTTP = benchRound(c, o.Appends, func(client_, n int) error {
+		row.AppendHTTP = benchRound(c, o.Appends, 0, func(client_, n int) error {
 			env := store.BenchEnvelope(fmt.Sprintf("bench-h%d-c%d-t%d", r, client_, n/8), n%8)
 			body, err := event.EncodeEnvelope(env)
 			if err != nil {
@@ -285,7 +315,7 @@ func RunAPIBench(ctx context.Context, st *store.Store, o APIBenchOptions) (*APIB
 			return client.post(client_, base, "/api/v1/events", body)
 		})
 		r = round.Add(1)
-		row.AppendStore = benchRound(c, o.Appends, func(client_, n int) error {
+		row.AppendStore = benchRound(c, o.Appends, 0, func(client_, n int) error {
 			_, err := st.Append(ctx, benchTenant, store.BenchEnvelope(fmt.Sprintf("bench-s%d-c%d-t%d", r, client_, n/8), n%8))
 			return err
 		})
@@ -320,7 +350,17 @@ func ratio(a, b float64) float64 {
 // benchRound runs total operations split over clients; op gets the
 // client number and the client's operation number (0, 1, ...), so each
 // client appends whole traces in order.
-func benchRound(clients, total int, op func(client, n int) error) *APIBenchRun {
+//
+// With rate 0 each client sends its next request as soon as it has the
+// answer to the last one (a closed loop: the round measures the most the
+// clients get through, and the latency at that load). With a positive
+// rate the round is paced: operation n of client c is due at
+// (n*clients+c)/rate seconds after the start, so the clients together
+// offer rate operations per second, evenly spread. A client waits for a
+// due time still ahead and sends at once when it is behind; either way
+// the latency runs from the due time, so a slow answer also counts in the
+// latency of the requests it held up.
+func benchRound(clients, total int, rate float64, op func(client, n int) error) *APIBenchRun {
 	per := max(total/clients, 1)
 	lat := make([][]time.Duration, clients)
 	var errs atomic.Int64
@@ -333,6 +373,12 @@ func benchRound(clients, total int, op func(client, n int) error) *APIBenchRun {
 			l := make([]time.Duration, 0, per)
 			for n := 0; n < per; n++ {
 				t0 := time.Now()
+				if rate > 0 {
+					t0 = start.Add(time.Duration(float64(n*clients+c) / rate * float64(time.Second)))
+					if wait := time.Until(t0); wait > 0 {
+						time.Sleep(wait)
+					}
+				}
 				if err := op(c, n); err != nil {
 					errs.Add(1)
 				}

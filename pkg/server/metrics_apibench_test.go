@@ -35,7 +35,8 @@ func testAPIBenchSmall(t *testing.T, client string) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{1, 4}, Reads: 40, Appends: 64, TraceEvents: 100, ReadTraces: 4, Client: client})
+	rep, err := server.RunAPIBench(ctx, st, server.APIBenchOptions{Clients: []int{1, 4}, Reads: 40, Appends: 64, TraceEvents: 100, ReadTraces: 4, Client: client,
+		ReadRate: 2000, RateClients: []int{4}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +51,20 @@ func testAPIBenchSmall(t *testing.T, client string) {
 			"read store raw": r.ReadStoreRaw, "append http": r.AppendHTTP, "append store": r.AppendStore} {
 			if run == nil || run.Errors != 0 || run.Ops == 0 || run.PerSec <= 0 || run.P99Ms < run.P50Ms {
 				t.Errorf("%d clients, %s: %+v", r.Clients, name, run)
+			}
+		}
+		// The paced rounds run only at the client counts asked for.
+		paced := map[string]*server.APIBenchRun{"read http paced": r.ReadHTTPPaced, "read http warm paced": r.ReadHTTPWarmPaced}
+		for name, run := range paced {
+			switch {
+			case r.Clients == 1 && run != nil:
+				t.Errorf("1 client: %s ran: %+v", name, run)
+			case r.Clients == 4 && (run == nil || run.Errors != 0 || run.Ops != 40 || run.P99Ms < run.P50Ms):
+				t.Errorf("4 clients, %s: %+v", name, run)
+			case r.Clients == 4 && run.Duration < 39.0/2000:
+				// The last of 40 reads at 2,000/s is due 19.5 ms after
+				// the start: a round that ends sooner was not paced.
+				t.Errorf("4 clients, %s: 40 reads at 2000/s took %.4f s", name, run.Duration)
 			}
 		}
 		// Every warm read is validated by a statement (its own or shared,
