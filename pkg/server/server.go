@@ -106,7 +106,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr net
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(gatherListener{ln}) }()
 	if ready != nil {
 		ready(ln.Addr())
 	}
