@@ -66,7 +66,12 @@ type Registry struct {
 	lastErr    string
 	lastReload time.Time
 	reloads    int
-	stat       os.FileInfo
+	// stat describes the accounts file as it was when last read,
+	// successfully or not (nil: it could not be opened), so a watch
+	// reloads it only once it changes again.
+	stat os.FileInfo
+	// readHook, when set (tests), runs after the file's bytes are read.
+	readHook func()
 }
 
 // NewRegistry wraps a fixed Set (tests, embedding). Reload is a no-op.
@@ -189,7 +194,14 @@ func (r *Registry) fromDocument(source string, doc *Document) (*Set, error) {
 	return &Set{Source: source, OperatorAccountID: op, Accounts: doc.Accounts, LoadedAt: time.Now().UTC()}, nil
 }
 
+// readFile reads and checks the accounts file at path. Whatever the
+// outcome it sets r.stat to the file as it was when opened, before its
+// bytes were read: a write that lands during or after the read changes the
+// size or mtime from that, so the watch reads the file again. (Taking the
+// stat after a failed read instead could record a version newer than the
+// one read, a half-written file's completed version, and never read it.)
 func (r *Registry) readFile(path string) (*Set, error) {
+	r.stat = nil
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read accounts file: %v (create it with dg accounts bootstrap --file %s)", ErrMisconfigured, err, path)
@@ -199,6 +211,7 @@ func (r *Registry) readFile(path string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: stat accounts file %s: %v", ErrMisconfigured, path, err)
 	}
+	r.stat = st
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		if r.cfg.Prod {
 			return nil, fmt.Errorf("%w: accounts file %s has mode %04o: it is open to group or others and holds credentials; run chmod 600 %s", ErrMisconfigured, path, perm, path)
@@ -206,6 +219,9 @@ func (r *Registry) readFile(path string) (*Set, error) {
 		r.log.Warn("the accounts file is open to group or others; prod would refuse it", "file", path, "mode", fmt.Sprintf("%04o", perm), "fix", "chmod 600 "+path)
 	}
 	data, err := readAllLimited(f, 4<<20)
+	if r.readHook != nil {
+		r.readHook()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: read accounts file %s: %v", ErrMisconfigured, path, err)
 	}
@@ -218,7 +234,6 @@ func (r *Registry) readFile(path string) (*Set, error) {
 		return nil, fmt.Errorf("%w: accounts file %s: %v", ErrMisconfigured, path, err)
 	}
 	s.path = path
-	r.stat = st
 	return s, nil
 }
 
@@ -301,20 +316,11 @@ func (r *Registry) Watch(ctx context.Context, interval time.Duration, signals <-
 			r.log.Info("reloading accounts", "signal", fmt.Sprint(sig))
 			_ = r.Reload()
 		case <-t.C:
+			// A broken (or missing) file is remembered by Reload's read
+			// (r.stat), so it is not re-read, nor the failure logged
+			// again, every tick.
 			if r.changed() {
-				if err := r.Reload(); err != nil {
-					// Remember the broken (or missing: nil) file so it is not
-					// re-read, and the failure not logged again, every tick.
-					r.mu.Lock()
-					if s := r.cur.Load(); s != nil {
-						st, serr := os.Stat(s.path)
-						if serr != nil {
-							st = nil
-						}
-						r.stat = st
-					}
-					r.mu.Unlock()
-				}
+				_ = r.Reload()
 			}
 		}
 	}
