@@ -15,7 +15,7 @@ import (
 func TestConnReadsWhatNetHTTPSends(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 8<<10) // 128 KiB
 	var gotBodies []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c, host := dialTestServer(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		gotBodies = append(gotBodies, r.Method+" "+string(b)+" "+r.Header.Get("X-Test"))
 		switch r.URL.Path {
@@ -37,14 +37,7 @@ func TestConnReadsWhatNetHTTPSends(t *testing.T) {
 			w.Header().Set("Connection", "close")
 			io.WriteString(w, "bye")
 		}
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	c, err := Dial(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	})
 	var chunkedWant []byte
 	for i := 0; i < 5; i++ {
 		chunkedWant = append(chunkedWant, big[:1000*(i+1)]...)
@@ -121,18 +114,26 @@ func TestConnRefusesWhatItDoesNotUnderstand(t *testing.T) {
 
 // A header line longer than the read buffer is refused, not truncated.
 func TestConnRefusesAHugeHeader(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c, host := dialTestServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Huge", strings.Repeat("h", headerBufSize+10))
 		io.WriteString(w, "ok")
-	}))
-	defer srv.Close()
+	})
+	if _, _, err := c.Do(Request("GET", host, "/", nil, nil), nil); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("error %v, want ErrProtocol", err)
+	}
+}
+
+// dialTestServer serves handler on a loopback test server and dials it;
+// both are closed when the test ends.
+func dialTestServer(t *testing.T, handler http.HandlerFunc) (*Conn, string) {
+	t.Helper()
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	c, err := Dial(host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if _, _, err := c.Do(Request("GET", host, "/", nil, nil), nil); !errors.Is(err, ErrProtocol) {
-		t.Fatalf("error %v, want ErrProtocol", err)
-	}
+	t.Cleanup(func() { c.Close() })
+	return c, host
 }
