@@ -32,7 +32,11 @@ func (l gatherListener) Accept() (net.Conn, error) {
 
 // gatherConn is a TCP connection that, between gather and flush, holds
 // its writes and then sends them in one writev. Outside that window it is
-// the plain connection.
+// the plain connection. Gathering and flushing happen on the goroutine
+// that serves the connection (writeParts, within a handler), which always
+// flushes before it returns; mu guards the fields but is never held
+// during I/O, so a write blocked on a slow client never holds up another
+// goroutine (Close, on shutdown, is the plain connection's).
 type gatherConn struct {
 	*net.TCPConn
 	mu     sync.Mutex
@@ -66,29 +70,39 @@ func (c *gatherConn) gather(keep ...[]byte) {
 // flush sends the held writes in one writev and stops gathering.
 func (c *gatherConn) flush() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.on {
-		return c.err
+		err := c.err
+		c.mu.Unlock()
+		return err
 	}
 	c.on, c.keep = false, nil
-	if len(c.bufs) > 0 && c.err == nil {
-		bufs := c.bufs
-		_, c.err = bufs.WriteTo(c.TCPConn)
+	bufs, err := c.bufs, c.err
+	c.mu.Unlock()
+	if len(bufs) > 0 && err == nil {
+		b := bufs // WriteTo consumes its receiver
+		_, err = b.WriteTo(c.TCPConn)
 	}
-	clear(c.bufs)
-	c.bufs, c.copies = c.bufs[:0], c.copies[:0]
-	return c.err
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	clear(bufs)
+	c.bufs, c.copies = bufs[:0], c.copies[:0]
+	c.mu.Unlock()
+	return err
 }
 
 func (c *gatherConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return 0, c.err
+	if err := c.err; err != nil {
+		c.mu.Unlock()
+		return 0, err
 	}
 	if !c.on {
+		c.mu.Unlock()
 		return c.TCPConn.Write(p)
 	}
+	defer c.mu.Unlock()
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -115,12 +129,6 @@ func within(p []byte, keep [][]byte) bool {
 		}
 	}
 	return false
-}
-
-// Close sends what is still held, then closes the connection.
-func (c *gatherConn) Close() error {
-	_ = c.flush()
-	return c.TCPConn.Close()
 }
 
 // writeParts writes a 200 response of the given Content-Type made of

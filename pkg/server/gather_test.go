@@ -189,3 +189,34 @@ func TestWithin(t *testing.T) {
 		}
 	}
 }
+
+// A write blocked on a client that does not read holds no lock that
+// Close needs: closing the connection (as a server shutdown does) returns
+// and ends the blocked write.
+func TestGatherConnCloseDuringABlockedWrite(t *testing.T) {
+	gc, _ := tcpPair(t)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := gc.Write(make([]byte, 64<<20)) // far over the socket buffers
+		wrote <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the write fill the buffers and block
+	closed := make(chan error, 1)
+	go func() { closed <- gc.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a blocked write")
+	}
+	select {
+	case err := <-wrote:
+		if err == nil {
+			t.Fatal("the blocked write succeeded on a closed connection")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked write did not end when the connection closed")
+	}
+}
